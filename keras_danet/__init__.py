@@ -1,0 +1,15 @@
+"""keras-danet: DANet (Dual Attention Network) for Keras 3, faithful to mmsegmentation."""
+
+from keras_danet.convert.mmseg import convert_mmseg_checkpoint
+from keras_danet.layers import ChannelAttention, PositionAttention
+from keras_danet.models import DANet, ResNetV1c
+from keras_danet.version import __version__
+
+__all__ = [
+    "ChannelAttention",
+    "DANet",
+    "PositionAttention",
+    "ResNetV1c",
+    "__version__",
+    "convert_mmseg_checkpoint",
+]

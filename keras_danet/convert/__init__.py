@@ -1,0 +1,3 @@
+from keras_danet.convert.mmseg import CheckpointError, convert_mmseg_checkpoint
+
+__all__ = ["CheckpointError", "convert_mmseg_checkpoint"]

@@ -1,0 +1,53 @@
+"""Test set-up shared by the whole suite.
+
+Keras writes ~/.keras/keras.json on import and the hub libraries cache under ~/.cache, so
+every cache variable points into one temporary folder before anything imports Keras.
+"""
+
+import os
+import shutil
+import tempfile
+
+_CACHE_ROOT = tempfile.mkdtemp(prefix="keras_danet_tests_")
+for _variable in (
+    "KERAS_HOME",
+    "HF_HOME",
+    "XDG_CACHE_HOME",
+    "TORCHINDUCTOR_CACHE_DIR",
+    "KERAS_DANET_HOME",
+):
+    os.environ[_variable] = os.path.join(_CACHE_ROOT, _variable.lower())
+os.environ.setdefault("KERAS_BACKEND", "jax")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
+MMSEG_FIXTURES = ("danet_r50_tiny", "danet_r101_tiny_odd", "danet_r50_tiny_align_corners")
+# The tiny widths of tools/make_fixtures.sh, for models built without a checkpoint.
+TINY = dict(stem_channels=8, base_channels=4, head_channels=16, pam_channels=4, aux_channels=8)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(_CACHE_ROOT, ignore_errors=True)
+
+
+def pytest_report_header(config):
+    return f"keras {keras.__version__}, backend {keras.backend.backend()}"
+
+
+@pytest.fixture(autouse=True)
+def _seed_and_policy():
+    keras.utils.set_random_seed(0)
+    yield
+    keras.config.set_dtype_policy("float32")  # a test that changed it must not leak
+
+
+def to_numpy(x):
+    return np.asarray(keras.ops.convert_to_numpy(x))
+
+
+def fixture_path(name, file="checkpoint.pth"):
+    return os.path.join(FIXTURES, name, file)

@@ -1,0 +1,44 @@
+import numpy as np
+import pytest
+
+from keras_danet.layers import resize_bilinear
+from tests.conftest import to_numpy
+
+
+def numpy_resize(x, size, align_corners):
+    """PyTorch's F.interpolate(mode="bilinear") rules, written out in NumPy (NHWC)."""
+
+    def coordinates(in_size, out_size):
+        index = np.arange(out_size, dtype=np.float64)
+        if align_corners:
+            return index * ((in_size - 1) / (out_size - 1) if out_size > 1 else 0.0)
+        return np.maximum((index + 0.5) * in_size / out_size - 0.5, 0.0)
+
+    def along(x, axis, out_size):
+        position = coordinates(x.shape[axis], out_size)
+        lower = np.floor(position).astype(int)
+        upper = np.minimum(lower + 1, x.shape[axis] - 1)
+        shape = [1] * x.ndim
+        shape[axis] = out_size
+        weight = (position - lower).reshape(shape)
+        return np.take(x, lower, axis) * (1 - weight) + np.take(x, upper, axis) * weight
+
+    return along(along(x.astype(np.float64), 1, size[0]), 2, size[1])
+
+
+@pytest.mark.parametrize("align_corners", [False, True])
+@pytest.mark.parametrize("size", [(65, 97), (17, 9), (1, 1), (8, 12)])
+def test_matches_pytorch_rules(align_corners, size):
+    x = np.random.default_rng(0).normal(size=(2, 9, 13, 3)).astype("float32")
+    np.testing.assert_allclose(
+        to_numpy(resize_bilinear(x, size, align_corners)),
+        numpy_resize(x, size, align_corners),
+        atol=1e-5,
+    )
+
+
+def test_align_corners_keeps_the_corners():
+    x = np.random.default_rng(0).normal(size=(1, 9, 13, 2)).astype("float32")
+    out = to_numpy(resize_bilinear(x, (65, 97), align_corners=True))
+    for row, column in [(0, 0), (-1, -1), (0, -1), (-1, 0)]:
+        np.testing.assert_allclose(out[0, row, column], x[0, row, column], atol=1e-6)
