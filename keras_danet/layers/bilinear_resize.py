@@ -7,23 +7,28 @@ from keras import ops
 def resize_bilinear(images, size, align_corners=False):
     """Resizes NHWC `images` to `size` = (height, width) like `F.interpolate(mode="bilinear")`.
 
-    `align_corners=False` is half-pixel sampling, which `keras.ops.image.resize` does (without
-    antialiasing). Keras has no `align_corners=True` mode, which mmseg's 769x769 configs use,
-    so that one is written here: output pixel i samples input position i * (in - 1) / (out - 1).
+    Output pixel i samples input position `(i + 0.5) * in / out - 0.5` (clamped at 0), or with
+    `align_corners=True` position `i * (in - 1) / (out - 1)`, the mode mmseg's 769x769 configs
+    use. Both are written here rather than with `keras.ops.image.resize`: Keras has no
+    align_corners mode, and its resize needs concrete sizes, which a TensorFlow graph of an
+    image of unknown size does not have.
     """
-    if not align_corners:
-        return ops.image.resize(images, size, interpolation="bilinear", antialias=False)
-    images = _resize_axis_align_corners(images, size[0], axis=1)
-    return _resize_axis_align_corners(images, size[1], axis=2)
+    images = _resize_axis(images, size[0], axis=1, align_corners=align_corners)
+    return _resize_axis(images, size[1], axis=2, align_corners=align_corners)
 
 
-def _resize_axis_align_corners(images, out_size, axis):
+def _resize_axis(images, out_size, axis, align_corners):
     in_size = ops.shape(images)[axis]
-    scale = ops.cast(in_size - 1, "float32") / ops.cast(ops.maximum(out_size - 1, 1), "float32")
-    position = ops.cast(ops.arange(out_size), "float32") * scale
+    index = ops.cast(ops.arange(out_size), "float32")
+    if align_corners:
+        scale = ops.cast(in_size - 1, "float32") / ops.cast(ops.maximum(out_size - 1, 1), "float32")
+        position = index * scale
+    else:
+        scale = ops.cast(in_size, "float32") / ops.cast(out_size, "float32")
+        position = ops.maximum((index + 0.5) * scale - 0.5, 0.0)
     lower = ops.floor(position)
     weight = ops.cast(position - lower, images.dtype)
-    lower = ops.cast(lower, "int32")
+    lower = ops.minimum(ops.cast(lower, "int32"), in_size - 1)
     upper = ops.minimum(lower + 1, in_size - 1)
     weight = ops.reshape(weight, (-1, 1, 1) if axis == 1 else (-1, 1))
     below = ops.take(images, lower, axis=axis)

@@ -22,7 +22,6 @@ def _trainable_parameters(model):
     return sum(int(np.prod(weight.shape)) for weight in model.trainable_weights)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("depth, expected", [(50, 49_846_574), (101, 68_838_702)])
 def test_full_size_parameter_counts_equal_mmseg(depth, expected):
     model = DANet(num_classes=19, depth=depth)
