@@ -64,6 +64,7 @@ class DANet(keras.Model):
         if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
             raise ValueError(f"mean and std need 3 values, std positive; got {mean}, {std}.")
 
+        kwargs.setdefault("name", "danet")
         images = keras.Input((None, None, 3), name="images")
         # Normalising in float32 even under mixed precision: 0-255 loses digits in float16.
         normalized = keras.layers.Normalization(
