@@ -3,13 +3,16 @@
 from keras_danet.convert.mmseg import convert_mmseg_checkpoint
 from keras_danet.layers import ChannelAttention, PositionAttention
 from keras_danet.models import DANet, ResNetV1c
+from keras_danet.presets import PresetError, list_presets
 from keras_danet.version import __version__
 
 __all__ = [
     "ChannelAttention",
     "DANet",
     "PositionAttention",
+    "PresetError",
     "ResNetV1c",
     "__version__",
     "convert_mmseg_checkpoint",
+    "list_presets",
 ]

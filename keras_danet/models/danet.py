@@ -5,6 +5,7 @@ import keras
 from keras_danet.layers import BilinearResize
 from keras_danet.models.heads import da_head, main_classifier, training_heads
 from keras_danet.models.resnet_v1c import ResNetV1c
+from keras_danet.presets.table import PRESETS
 
 # mmseg's data preprocessor, RGB order, 0-255 scale.
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
@@ -41,6 +42,9 @@ class DANet(keras.Model):
     >>> logits = model.predict(images)            # (batch, H, W, 19)
     >>> labels = logits.argmax(-1)
     """
+
+    # The mmseg checkpoints by name (aliases work too): `DANet.presets["danet_r50_cityscapes"]`.
+    presets = PRESETS
 
     def __init__(
         self,
@@ -125,6 +129,46 @@ class DANet(keras.Model):
                 for key, value in outputs.items()
             }
         return keras.Model(self.input, outputs, name=f"{self.name}_all_outputs")
+
+    @classmethod
+    def from_preset(cls, handle, *, num_classes=None, mirror=None, cache_dir=None, progress=True):
+        """Builds a DANet with pretrained weights.
+
+        `handle` is a preset name or alias (`keras_danet.list_presets()`), a `Preset`, a preset
+        folder, or `hf://org/repo[@revision]`. A named preset comes from the local cache, else
+        from the Hugging Face Hub, else from the original mmseg checkpoint, downloaded (from
+        `mirror` or $KERAS_DANET_MMSEG_MIRROR if set), verified by hash and converted into
+        the cache ($KERAS_DANET_HOME, or `cache_dir`; converting needs PyTorch). Each step is
+        logged at INFO level on the "keras_danet" logger.
+
+        With `num_classes`, the four classifiers are initialised afresh for fine-tuning and
+        every other weight is kept.
+
+        Example:
+        >>> model = keras_danet.DANet.from_preset("danet_r101_cityscapes")
+        >>> model = keras_danet.DANet.from_preset("danet_r50_ade20k", num_classes=4)
+        """
+        from keras_danet.presets.loading import from_preset
+
+        return from_preset(
+            cls,
+            handle,
+            num_classes=num_classes,
+            mirror=mirror,
+            cache_dir=cache_dir,
+            progress=progress,
+        )
+
+    def save_to_preset(self, directory, metadata=None):
+        """Writes this model as a preset folder (config.json, model.weights.h5, metadata.json).
+
+        Example:
+        >>> model.save_to_preset("my_danet")
+        >>> keras_danet.DANet.from_preset("my_danet")
+        """
+        from keras_danet.presets.saving import save_to_preset
+
+        return save_to_preset(self, directory, metadata=metadata)
 
     def get_layer(self, name=None, index=None):
         """Finds a layer by name here, in the backbone or in the training heads.

@@ -1,0 +1,238 @@
+"""Finding and loading presets: a name, an alias, a `Preset`, `hf://org/repo[@revision]`, or a
+folder. Named presets come from the local cache, else the Hugging Face Hub, else the original
+mmseg checkpoint (downloaded, verified and converted into the cache)."""
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+
+import keras
+
+from keras_danet.presets.files import PresetError, download, sha256_file
+from keras_danet.presets.saving import CONFIG_FILE, METADATA_FILE, WEIGHTS_FILE, save_to_preset
+from keras_danet.presets.table import PRESETS, Preset, checkpoint_url, unknown_preset_message
+
+logger = logging.getLogger("keras_danet")
+
+# Only these classes may be built from a config.json: a preset is data, not a program.
+_ALLOWED_CLASSES = ("keras_danet>DANet",)
+_HUB_FILES = [CONFIG_FILE, WEIGHTS_FILE, METADATA_FILE, "README.md"]
+MIRROR_VARIABLE = "KERAS_DANET_MMSEG_MIRROR"
+
+
+def cache_root(cache_dir=None):
+    """The folder of converted presets: `cache_dir`, $KERAS_DANET_HOME or ~/.cache/keras_danet."""
+    if cache_dir:
+        return os.path.abspath(os.fspath(cache_dir))
+    if os.environ.get("KERAS_DANET_HOME"):
+        return os.path.abspath(os.environ["KERAS_DANET_HOME"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "keras_danet")
+
+
+def from_preset(cls, handle, *, num_classes=None, mirror=None, cache_dir=None, progress=True):
+    """Builds a DANet from a preset; see `DANet.from_preset`."""
+    folder, in_our_cache = resolve_preset(
+        handle, mirror=mirror, cache_dir=cache_dir, progress=progress
+    )
+    return load_preset_folder(cls, folder, num_classes=num_classes, discard_if_corrupt=in_our_cache)
+
+
+def resolve_preset(handle, mirror=None, cache_dir=None, progress=True):
+    """Returns `(folder, in_our_cache)` for a preset handle, fetching what is missing."""
+    if isinstance(handle, Preset):
+        return _resolve_named(handle, mirror, cache_dir, progress)
+    if isinstance(handle, os.PathLike):
+        handle = os.fspath(handle)
+    if not isinstance(handle, str):
+        raise TypeError(f"A preset handle is a name, a folder or hf://org/repo, not {handle!r}.")
+    if handle.startswith("hf://"):
+        repo, _, revision = handle.removeprefix("hf://").partition("@")
+        try:
+            folder = _hub_snapshot(repo, revision or None)
+        except _HubUnavailable as error:
+            raise PresetError(
+                f"Could not get {handle} from the Hugging Face Hub: {error}"
+            ) from None
+        logger.info("Preset %s: loaded from the Hugging Face Hub (%s)", handle, folder)
+        return folder, False
+    if os.path.isdir(handle):
+        return handle, False
+    if handle in PRESETS:
+        return _resolve_named(PRESETS[handle], mirror, cache_dir, progress)
+    if os.sep in handle or handle.startswith((".", "~")):
+        raise PresetError(f"No preset folder at {handle}.")
+    raise PresetError(unknown_preset_message(handle))
+
+
+class _HubUnavailable(Exception):
+    """The Hub has no such repo or revision, or cannot be reached (offline mode included)."""
+
+
+def _hub_snapshot(repo, revision):
+    import huggingface_hub
+    from huggingface_hub import errors
+
+    try:
+        # The Hub's own cache and file locks; HF_HUB_OFFLINE and HF_ENDPOINT are honoured.
+        return huggingface_hub.snapshot_download(
+            repo, revision=revision, allow_patterns=_HUB_FILES, library_name="keras-danet"
+        )
+    except (
+        errors.RepositoryNotFoundError,
+        errors.RevisionNotFoundError,
+        errors.LocalEntryNotFoundError,
+        errors.OfflineModeIsEnabled,
+        errors.HfHubHTTPError,
+        errors.HFValidationError,
+        ConnectionError,
+        TimeoutError,
+    ) as error:
+        reason = " ".join(str(error).split())
+        raise _HubUnavailable(f"{type(error).__name__}: {reason[:300]}") from error
+
+
+def _is_preset_folder(folder):
+    return all(
+        os.path.isfile(os.path.join(folder, name))
+        for name in (CONFIG_FILE, WEIGHTS_FILE, METADATA_FILE)
+    )
+
+
+def _resolve_named(preset, mirror, cache_dir, progress):
+    cached = os.path.join(cache_root(cache_dir), "presets", preset.name)
+    tried = []
+    if _is_preset_folder(cached):
+        logger.info("Preset %s: found in the local cache (%s)", preset.name, cached)
+        return cached, True
+    logger.info("Preset %s: not in the local cache (%s)", preset.name, cached)
+    tried.append(f"local cache {cached}: not there")
+
+    hub = f"{preset.hub_repo}@{preset.hub_revision}"
+    try:
+        folder = _hub_snapshot(preset.hub_repo, preset.hub_revision)
+        logger.info("Preset %s: loaded from the Hugging Face Hub %s", preset.name, hub)
+        return folder, False
+    except _HubUnavailable as error:
+        logger.info("Preset %s: the Hugging Face Hub %s failed (%s)", preset.name, hub, error)
+        tried.append(f"Hugging Face Hub {hub}: {error}")
+
+    url = checkpoint_url(preset, mirror or os.environ.get(MIRROR_VARIABLE))
+    try:
+        _convert_into_cache(preset, url, cached, progress)
+    except (PresetError, ImportError, OSError, ValueError) as error:
+        logger.info("Preset %s: converting %s failed (%s)", preset.name, url, error)
+        tried.append(f"original mmseg checkpoint {url}: {error}")
+        raise PresetError(
+            f"Could not load the preset {preset.name!r}. Tried, in order:\n"
+            + "\n".join(f"  - {attempt}" for attempt in tried)
+        ) from error
+    logger.info("Preset %s: converted %s into the local cache (%s)", preset.name, url, cached)
+    return cached, True
+
+
+def _convert_into_cache(preset, url, cached, progress):
+    try:
+        import torch  # noqa: F401  (the converter reads .pth files with it)
+    except ImportError:
+        raise ImportError(
+            "The preset is not on the Hub, and converting the original mmseg checkpoint needs "
+            "PyTorch: pip install 'keras-danet[torch]'"
+        ) from None
+    from filelock import FileLock
+
+    from keras_danet.convert.mmseg import convert_mmseg_checkpoint
+
+    parent = os.path.dirname(cached)
+    os.makedirs(parent, exist_ok=True)
+    # One converter at a time per preset; the others wait, then find the finished folder.
+    with FileLock(cached + ".lock"):
+        if _is_preset_folder(cached):
+            return
+        with tempfile.TemporaryDirectory(prefix=".download.", dir=parent) as scratch:
+            path = os.path.join(scratch, url.rsplit("/", 1)[-1])
+            source_sha256 = download(url, path, preset.sha256_prefix, progress)
+            model = convert_mmseg_checkpoint(path, align_corners=preset.align_corners)
+            found = (model.depth, model.num_classes)
+            if found != (preset.depth, preset.num_classes):
+                raise PresetError(
+                    f"{url} holds a DANet R{found[0]} with {found[1]} classes; the preset "
+                    f"{preset.name} is R{preset.depth} with {preset.num_classes} classes."
+                )
+            metadata = preset.metadata()
+            metadata.update(source_url=url, source_sha256=source_sha256)
+            save_to_preset(model, cached, metadata)
+
+
+def _read_json(path):
+    try:
+        with open(path) as file:
+            return json.load(file)
+    except (OSError, ValueError) as error:
+        raise PresetError(f"{path} is not readable JSON: {error}") from error
+
+
+def load_preset_folder(cls, folder, num_classes=None, discard_if_corrupt=False):
+    """Builds the model of a preset folder after checking its files."""
+    paths = {
+        name: os.path.join(folder, name) for name in (CONFIG_FILE, WEIGHTS_FILE, METADATA_FILE)
+    }
+    missing = [path for path in paths.values() if not os.path.isfile(path)]
+    if missing:
+        raise PresetError(
+            f"{folder} is not a complete preset folder: {', '.join(missing)} missing."
+        )
+    metadata = _read_json(paths[METADATA_FILE])
+    expected = metadata.get("weights_sha256")
+    actual = sha256_file(paths[WEIGHTS_FILE])
+    if actual != expected:
+        note = ""
+        if discard_if_corrupt:  # never leave a bad entry in our cache
+            shutil.rmtree(folder, ignore_errors=True)
+            note = " The cached copy was deleted: loading again fetches it anew."
+        raise PresetError(
+            f"{paths[WEIGHTS_FILE]} has sha256 {actual}, but {paths[METADATA_FILE]} records "
+            f"{expected}: the weights are truncated or were modified.{note}"
+        )
+    config = _read_json(paths[CONFIG_FILE])
+    registered = config.get("registered_name") if isinstance(config, dict) else None
+    if registered not in _ALLOWED_CLASSES:
+        raise PresetError(
+            f"{paths[CONFIG_FILE]} describes {registered or config!r}; only "
+            f"{', '.join(_ALLOWED_CLASSES)} may be built from a preset."
+        )
+    try:
+        model = keras.saving.deserialize_keras_object(config, safe_mode=True)
+    except Exception as error:
+        raise PresetError(f"{paths[CONFIG_FILE]} does not build a model: {error}") from error
+    if not isinstance(model, cls):
+        raise PresetError(f"{folder} holds a {type(model).__name__}, not a {cls.__name__}.")
+    try:
+        model.load_weights(paths[WEIGHTS_FILE])
+    except Exception as error:
+        raise PresetError(
+            f"{paths[WEIGHTS_FILE]} does not fit the model of {paths[CONFIG_FILE]}: {error}"
+        ) from error
+    if num_classes is None or int(num_classes) == model.num_classes:
+        return model
+    return _with_new_classifiers(model, int(num_classes))
+
+
+def _with_new_classifiers(pretrained, num_classes):
+    """The same model for `num_classes`: every weight kept but the four fresh classifiers."""
+    from keras_danet.models.danet import CLASSIFIER_LAYERS
+
+    model = type(pretrained).from_config({**pretrained.get_config(), "num_classes": num_classes})
+    for new, old in zip(model.weights, pretrained.weights, strict=True):
+        layer = new.path.split("/")[-2]
+        if layer not in CLASSIFIER_LAYERS:
+            new.assign(old)
+    logger.info(
+        "Re-initialised %s for %d classes (the preset has %d); every other weight is pretrained.",
+        ", ".join(CLASSIFIER_LAYERS),
+        num_classes,
+        pretrained.num_classes,
+    )
+    return model
