@@ -121,7 +121,7 @@ def _resolve_named(preset, mirror, cache_dir, progress):
 
     url = checkpoint_url(preset, mirror or os.environ.get(MIRROR_VARIABLE))
     try:
-        _convert_into_cache(preset, url, cached, progress)
+        converted = _convert_into_cache(preset, url, cached, progress)
     except (PresetError, ImportError, OSError, ValueError) as error:
         logger.info("Preset %s: converting %s failed (%s)", preset.name, url, error)
         tried.append(f"original mmseg checkpoint {url}: {error}")
@@ -129,11 +129,36 @@ def _resolve_named(preset, mirror, cache_dir, progress):
             f"Could not load the preset {preset.name!r}. Tried, in order:\n"
             + "\n".join(f"  - {attempt}" for attempt in tried)
         ) from error
-    logger.info("Preset %s: converted %s into the local cache (%s)", preset.name, url, cached)
+    if converted:
+        logger.info("Preset %s: converted %s into the local cache (%s)", preset.name, url, cached)
+    else:
+        logger.info(
+            "Preset %s: found in the local cache (%s), converted by another process",
+            preset.name,
+            cached,
+        )
     return cached, True
 
 
 def _convert_into_cache(preset, url, cached, progress):
+    """Converts the original checkpoint into the cache; False if another process just did."""
+    from filelock import FileLock
+
+    parent = os.path.dirname(cached)
+    os.makedirs(parent, exist_ok=True)
+    # One converter at a time per preset; the others wait, then find the finished folder.
+    with FileLock(cached + ".lock"):
+        if _is_preset_folder(cached):
+            return False
+        convert_original_checkpoint(preset, url, cached, progress)
+        return True
+
+
+def convert_original_checkpoint(preset, url, directory, progress=True):
+    """Downloads `url`, checks its sha256 against the preset, converts it, saves a preset folder.
+
+    Returns the metadata written (the preset's, plus the source URL and its full sha256).
+    """
     try:
         import torch  # noqa: F401  (the converter reads .pth files with it)
     except ImportError:
@@ -141,29 +166,24 @@ def _convert_into_cache(preset, url, cached, progress):
             "The preset is not on the Hub, and converting the original mmseg checkpoint needs "
             "PyTorch: pip install 'keras-danet[torch]'"
         ) from None
-    from filelock import FileLock
-
     from keras_danet.convert.mmseg import convert_mmseg_checkpoint
 
-    parent = os.path.dirname(cached)
+    parent = os.path.dirname(os.path.abspath(directory))
     os.makedirs(parent, exist_ok=True)
-    # One converter at a time per preset; the others wait, then find the finished folder.
-    with FileLock(cached + ".lock"):
-        if _is_preset_folder(cached):
-            return
-        with tempfile.TemporaryDirectory(prefix=".download.", dir=parent) as scratch:
-            path = os.path.join(scratch, url.rsplit("/", 1)[-1])
-            source_sha256 = download(url, path, preset.sha256_prefix, progress)
-            model = convert_mmseg_checkpoint(path, align_corners=preset.align_corners)
-            found = (model.depth, model.num_classes)
-            if found != (preset.depth, preset.num_classes):
-                raise PresetError(
-                    f"{url} holds a DANet R{found[0]} with {found[1]} classes; the preset "
-                    f"{preset.name} is R{preset.depth} with {preset.num_classes} classes."
-                )
-            metadata = preset.metadata()
-            metadata.update(source_url=url, source_sha256=source_sha256)
-            save_to_preset(model, cached, metadata)
+    with tempfile.TemporaryDirectory(prefix=".download.", dir=parent) as scratch:
+        path = os.path.join(scratch, url.rsplit("/", 1)[-1])
+        source_sha256 = download(url, path, preset.sha256_prefix, progress)
+        model = convert_mmseg_checkpoint(path, align_corners=preset.align_corners)
+        found = (model.depth, model.num_classes)
+        if found != (preset.depth, preset.num_classes):
+            raise PresetError(
+                f"{url} holds a DANet R{found[0]} with {found[1]} classes; the preset "
+                f"{preset.name} is R{preset.depth} with {preset.num_classes} classes."
+            )
+        metadata = preset.metadata()
+        metadata.update(source_url=url, source_sha256=source_sha256)
+        save_to_preset(model, directory, metadata)
+    return metadata
 
 
 def _read_json(path):
