@@ -12,15 +12,8 @@ import keras
 import numpy as np
 
 import keras_danet
+from keras_danet.presets.datasets import CITYSCAPES
 from keras_danet.visualize import colorize, overlay
-
-# mmseg's Cityscapes colours, for a 19-class model.
-CITYSCAPES_PALETTE = [
-    (128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156), (190, 153, 153),
-    (153, 153, 153), (250, 170, 30), (220, 220, 0), (107, 142, 35), (152, 251, 152),
-    (70, 130, 180), (220, 20, 60), (255, 0, 0), (0, 0, 142), (0, 0, 70), (0, 60, 100),
-    (0, 80, 100), (0, 0, 230), (119, 11, 32),
-]  # fmt: skip
 
 
 def street_scene(height, width, seed=0):
@@ -57,7 +50,7 @@ def main():
     labels = logits[0].argmax(-1)
     segmented = time.perf_counter()
 
-    palette = CITYSCAPES_PALETTE if model.num_classes == 19 else None
+    palette = CITYSCAPES.palette if model.num_classes == 19 else None
     if palette is None:  # mmseg's rule for datasets without a palette
         palette = np.random.RandomState(42).randint(0, 255, size=(model.num_classes, 3))
     picture = np.concatenate(

@@ -11,9 +11,11 @@ def test_public_api_is_small():
             "ChannelAttention",
             "DANet",
             "PositionAttention",
+            "PresetError",
             "ResNetV1c",
             "__version__",
             "convert_mmseg_checkpoint",
+            "list_presets",
         ]
     )
 

@@ -1,0 +1,62 @@
+import dataclasses
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from keras_danet import DANet
+from keras_danet.presets.table import checkpoint_url
+from tests.conftest import fixture_path
+
+REPOSITORY = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def tiny_preset(sha256_prefix=None):
+    """The R50 Cityscapes alias's preset, pointed at the tiny mmseg fixture.
+
+    Everything but the checkpoint file name (whose suffix is the hash the download is checked
+    against) and the Hub repo (which does not exist) is the real table entry.
+    """
+    if sha256_prefix is None:
+        with open(fixture_path("danet_r50_tiny"), "rb") as file:
+            sha256_prefix = hashlib.sha256(file.read()).hexdigest()[:8]
+    base = DANet.presets["danet_r50_cityscapes"]
+    stem = base.checkpoint_file.rsplit("-", 1)[0]
+    return dataclasses.replace(
+        base,
+        name="danet_tiny_test",
+        checkpoint_file=f"{stem}-{sha256_prefix}",
+        hub_repo="keras-danet-tests/no-such-repo",
+    )
+
+
+def make_mirror(folder, preset):
+    """A folder laid out like download.openmmlab.com/mmsegmentation/, holding the fixture."""
+    mirror = "file://" + os.path.abspath(folder)
+    destination = checkpoint_url(preset, mirror).removeprefix("file://")
+    os.makedirs(os.path.dirname(destination), exist_ok=True)
+    shutil.copy(fixture_path("danet_r50_tiny"), destination)
+    return mirror
+
+
+@pytest.fixture
+def mirrored_preset(tmp_path):
+    preset = tiny_preset()
+    return preset, make_mirror(tmp_path / "mirror", preset)
+
+
+def run_python(code, **environment):
+    """Runs `code` in a fresh interpreter (Hub settings are read at import time)."""
+    env = dict(os.environ, PYTHONPATH=REPOSITORY, **environment)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        cwd=REPOSITORY,
+    )

@@ -1,0 +1,105 @@
+import json
+import os
+import pathlib
+
+import keras
+import numpy as np
+import pytest
+
+from keras_danet import DANet, PresetError
+from keras_danet.presets.files import sha256_file
+from tests.conftest import TINY, to_numpy
+
+
+def _tiny_model():
+    model = DANet(num_classes=5, **TINY)
+    for name in ("pam", "cam"):
+        model.get_layer(name).gamma.assign(0.5)
+    return model
+
+
+def _images():
+    return np.random.default_rng(0).uniform(0, 255, (1, 40, 48, 3)).astype("float32")
+
+
+def test_save_then_load_gives_identical_outputs(tmp_path):
+    model = _tiny_model()
+    folder = model.save_to_preset(tmp_path / "preset", metadata={"note": "tiny"})
+    assert sorted(os.listdir(folder)) == ["config.json", "metadata.json", "model.weights.h5"]
+    metadata = json.loads(pathlib.Path(folder, "metadata.json").read_text())
+    assert metadata["note"] == "tiny" and metadata["num_classes"] == 5
+    assert metadata["weights_sha256"] == sha256_file(os.path.join(folder, "model.weights.h5"))
+    config = json.loads(pathlib.Path(folder, "config.json").read_text())
+    assert config["registered_name"] == "keras_danet>DANet"
+    restored = DANet.from_preset(str(tmp_path / "preset"))
+    np.testing.assert_array_equal(to_numpy(restored(_images())), to_numpy(model(_images())))
+    aux = restored.with_all_outputs()(_images())["aux"]
+    np.testing.assert_array_equal(
+        to_numpy(aux), to_numpy(model.with_all_outputs()(_images())["aux"])
+    )
+
+
+def test_saving_again_replaces_the_folder_and_leaves_no_temporary_files(tmp_path):
+    first, second = _tiny_model(), _tiny_model()
+    first.save_to_preset(tmp_path / "preset")
+    second.save_to_preset(tmp_path / "preset")
+    assert os.listdir(tmp_path) == ["preset"]
+    restored = DANet.from_preset(tmp_path / "preset")
+    np.testing.assert_array_equal(to_numpy(restored(_images())), to_numpy(second(_images())))
+
+
+@pytest.mark.parametrize("damage", ["truncate", "tamper"])
+def test_damaged_weights_are_refused(tmp_path, damage):
+    folder = _tiny_model().save_to_preset(tmp_path / "preset")
+    weights = pathlib.Path(folder, "model.weights.h5")
+    data = weights.read_bytes()
+    if damage == "truncate":
+        data = data[: len(data) // 2]
+    else:  # flip the bits of 16 bytes in the middle, where the weights are
+        middle = len(data) // 2
+        data = (
+            data[:middle]
+            + bytes(b ^ 0xFF for b in data[middle : middle + 16])
+            + data[middle + 16 :]
+        )
+    weights.write_bytes(data)
+    with pytest.raises(PresetError, match="model.weights.h5 has sha256 .* truncated or were"):
+        DANet.from_preset(folder)
+
+
+def test_config_naming_another_class_is_refused(tmp_path):
+    folder = _tiny_model().save_to_preset(tmp_path / "preset")
+    path = pathlib.Path(folder, "config.json")
+    config = json.loads(path.read_text())
+    config.update(module="os", class_name="system", registered_name="os>system")
+    path.write_text(json.dumps(config))
+    with pytest.raises(PresetError, match="only keras_danet>DANet may be built"):
+        DANet.from_preset(folder)
+
+
+def test_weights_of_another_architecture_are_refused(tmp_path):
+    small = _tiny_model().save_to_preset(tmp_path / "small")
+    other = DANet(num_classes=5, **{**TINY, "head_channels": 8}).save_to_preset(tmp_path / "other")
+    # Keep the checksum honest so that only the architecture check can catch it.
+    os.replace(os.path.join(other, "model.weights.h5"), os.path.join(small, "model.weights.h5"))
+    os.replace(os.path.join(other, "metadata.json"), os.path.join(small, "metadata.json"))
+    with pytest.raises(PresetError, match="does not fit the model of"):
+        DANet.from_preset(small)
+
+
+def test_incomplete_folder_and_missing_path(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(PresetError, match="not a complete preset folder"):
+        DANet.from_preset(str(tmp_path / "empty"))
+    with pytest.raises(PresetError, match="No preset folder at"):
+        DANet.from_preset(str(tmp_path / "nowhere"))
+
+
+def test_fine_tuned_model_loads_with_keras_load_model(tmp_path):
+    folder = _tiny_model().save_to_preset(tmp_path / "preset")
+    model = DANet.from_preset(folder, num_classes=3)
+    path = str(tmp_path / "fine_tuned.keras")
+    model.save(path)
+    restored = keras.saving.load_model(path)
+    assert isinstance(restored, DANet) and restored.num_classes == 3
+    np.testing.assert_array_equal(to_numpy(restored(_images())), to_numpy(model(_images())))
