@@ -63,7 +63,10 @@ def resolve_preset(handle, mirror=None, cache_dir=None, progress=True):
     if handle in PRESETS:
         return _resolve_named(PRESETS[handle], mirror, cache_dir, progress)
     if os.sep in handle or handle.startswith((".", "~")):
-        raise PresetError(f"No preset folder at {handle}.")
+        hint = ""
+        if handle.count("/") == 1 and not handle.startswith((".", "~", "/")):
+            hint = f" For the Hugging Face Hub repo, write hf://{handle}."
+        raise PresetError(f"No preset folder at {handle}.{hint}")
     raise PresetError(unknown_preset_message(handle))
 
 

@@ -15,14 +15,14 @@ from tests.conftest import fixture_path
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def tiny_preset(sha256_prefix=None):
+def tiny_preset(sha256_prefix=None, fixture="danet_r50_tiny"):
     """The R50 Cityscapes alias's preset, pointed at the tiny mmseg fixture.
 
     Everything but the checkpoint file name (whose suffix is the hash the download is checked
     against) and the Hub repo (which does not exist) is the real table entry.
     """
     if sha256_prefix is None:
-        with open(fixture_path("danet_r50_tiny"), "rb") as file:
+        with open(fixture_path(fixture), "rb") as file:
             sha256_prefix = hashlib.sha256(file.read()).hexdigest()[:8]
     base = DANet.presets["danet_r50_cityscapes"]
     stem = base.checkpoint_file.rsplit("-", 1)[0]
@@ -34,12 +34,12 @@ def tiny_preset(sha256_prefix=None):
     )
 
 
-def make_mirror(folder, preset):
-    """A folder laid out like download.openmmlab.com/mmsegmentation/, holding the fixture."""
+def make_mirror(folder, preset, fixture="danet_r50_tiny"):
+    """A folder laid out like download.openmmlab.com/mmsegmentation/, holding a fixture."""
     mirror = "file://" + os.path.abspath(folder)
     destination = checkpoint_url(preset, mirror).removeprefix("file://")
     os.makedirs(os.path.dirname(destination), exist_ok=True)
-    shutil.copy(fixture_path("danet_r50_tiny"), destination)
+    shutil.copy(fixture_path(fixture), destination)
     return mirror
 
 

@@ -93,6 +93,8 @@ def test_incomplete_folder_and_missing_path(tmp_path):
         DANet.from_preset(str(tmp_path / "empty"))
     with pytest.raises(PresetError, match="No preset folder at"):
         DANet.from_preset(str(tmp_path / "nowhere"))
+    with pytest.raises(PresetError, match="write hf://someone/danet"):
+        DANet.from_preset("someone/danet")
 
 
 def test_fine_tuned_model_loads_with_keras_load_model(tmp_path):

@@ -13,7 +13,7 @@ import pytest
 from keras_danet import DANet, PresetError, convert_mmseg_checkpoint
 from keras_danet.models.danet import CLASSIFIER_LAYERS
 from tests.conftest import fixture_path, to_numpy
-from tests.presets.conftest import make_mirror, run_python
+from tests.presets.conftest import make_mirror, run_python, tiny_preset
 
 pytest.importorskip("torch", reason="converting on demand reads .pth files with torch")
 
@@ -64,6 +64,33 @@ def test_wrong_hash_is_refused_and_leaves_nothing(tmp_path):
     assert leftovers == [] and os.listdir(cache / "presets") == [
         "danet_r50_d8_cityscapes_512x1024_80k.lock"
     ]
+
+
+def test_checkpoint_of_another_architecture_is_refused_and_leaves_nothing(tmp_path):
+    # The hash matches (the preset names this very file), but it is an R101 with 7 classes.
+    preset = tiny_preset(fixture="danet_r101_tiny_odd")
+    mirror = make_mirror(tmp_path / "mirror", preset, fixture="danet_r101_tiny_odd")
+    cache = tmp_path / "cache"
+    with pytest.raises(
+        PresetError,
+        match="holds a DANet R101 with 7 classes; the preset "
+        "danet_tiny_test is R50 with 19 classes",
+    ):
+        DANet.from_preset(preset, mirror=mirror, cache_dir=cache, progress=False)
+    assert os.listdir(cache / "presets") == ["danet_tiny_test.lock"]
+
+
+def test_damaged_cached_preset_is_deleted_then_fetched_anew(tmp_path, mirrored_preset):
+    preset, mirror = mirrored_preset
+    cache = tmp_path / "cache"
+    DANet.from_preset(preset, mirror=mirror, cache_dir=cache, progress=False)
+    weights = cache / "presets" / preset.name / "model.weights.h5"
+    weights.write_bytes(weights.read_bytes()[:1000])  # truncated, as by a full disk
+    with pytest.raises(PresetError, match="truncated or were modified. The cached copy was del"):
+        DANet.from_preset(preset, mirror=mirror, cache_dir=cache)
+    assert not os.path.exists(cache / "presets" / preset.name)
+    model = DANet.from_preset(preset, mirror=mirror, cache_dir=cache, progress=False)
+    assert model.num_classes == 19
 
 
 def test_mirror_from_the_environment(tmp_path, mirrored_preset, monkeypatch):
