@@ -31,18 +31,20 @@ class ChannelAttention(keras.layers.Layer):
 
     def attention_scores(self, inputs):
         """The (batch, channels, channels) attention matrix."""
-        features = self._flatten(inputs)
-        energy = ops.matmul(ops.transpose(features, (0, 2, 1)), features)
-        energy = ops.max(energy, axis=-1, keepdims=True) - energy
-        return ops.softmax(energy, axis=-1)
+        return self._attention(self._flatten(inputs))
 
     def _flatten(self, inputs):
         shape = ops.shape(inputs)
         return ops.reshape(ops.cast(inputs, "float32"), (shape[0], -1, shape[3]))
 
+    def _attention(self, features):
+        energy = ops.matmul(ops.transpose(features, (0, 2, 1)), features)
+        energy = ops.max(energy, axis=-1, keepdims=True) - energy
+        return ops.softmax(energy, axis=-1)
+
     def call(self, inputs):
         features = self._flatten(inputs)
-        attention = self.attention_scores(inputs)
+        attention = self._attention(features)
         # (attention @ X) in channel-major form is X @ attention^T in NHWC.
         context = ops.matmul(features, ops.transpose(attention, (0, 2, 1)))
         outputs = ops.cast(self.gamma, "float32") * context + features

@@ -6,6 +6,9 @@ original checkpoints come from file:// mirrors holding the tiny mmseg fixture.
 
 import logging
 import os
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -13,7 +16,7 @@ import pytest
 from keras_danet import DANet, PresetError, convert_mmseg_checkpoint
 from keras_danet.models.danet import CLASSIFIER_LAYERS
 from tests.conftest import fixture_path, to_numpy
-from tests.presets.conftest import make_mirror, run_python, tiny_preset
+from tests.presets.conftest import REPOSITORY, make_mirror, run_python, tiny_preset
 
 pytest.importorskip("torch", reason="converting on demand reads .pth files with torch")
 
@@ -190,12 +193,6 @@ def test_two_processes_loading_at_once(tmp_path, mirrored_preset):
         x = np.random.default_rng(0).uniform(0, 255, (1, 32, 32, 3)).astype("float32")
         print("SUM", float(np.asarray(model.predict(x, verbose=0)).sum()))
         """
-    import subprocess
-    import sys
-    import textwrap
-
-    from tests.presets.conftest import REPOSITORY
-
     env = dict(os.environ, PYTHONPATH=REPOSITORY, HF_HUB_OFFLINE="1")
     processes = [
         subprocess.Popen(
