@@ -6,6 +6,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 BACKENDS ?= tensorflow jax torch
+# The slow tests (minutes each) run once, on the backend that runs them fastest on a CPU.
+SLOW_BACKEND ?= jax
 STAMP := $(VENV)/.installed
 
 # Nothing is written to $HOME: Keras (~/.keras), pip and the hubs (~/.cache) stay in the project.
@@ -35,9 +37,13 @@ test: $(STAMP)
 	for backend in $(BACKENDS); do \
 	  echo "=== KERAS_BACKEND=$$backend"; \
 	  start=$$SECONDS; \
-	  KERAS_BACKEND=$$backend $(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS); \
+	  KERAS_BACKEND=$$backend $(PY) -m pytest -p no:cacheprovider -m "not slow" $(PYTEST_ARGS); \
 	  echo "=== KERAS_BACKEND=$$backend took $$((SECONDS - start)) s"; \
-	done
+	done; \
+	echo "=== slow tests, once, KERAS_BACKEND=$(SLOW_BACKEND)"; \
+	start=$$SECONDS; \
+	KERAS_BACKEND=$(SLOW_BACKEND) $(PY) -m pytest -p no:cacheprovider -m slow -s $(PYTEST_ARGS); \
+	echo "=== slow tests took $$((SECONDS - start)) s"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

@@ -12,7 +12,7 @@ import keras
 import numpy as np
 
 import keras_danet
-from keras_danet.presets.datasets import CITYSCAPES
+from keras_danet.dataset_info import CITYSCAPES
 from keras_danet.visualize import colorize, overlay
 
 

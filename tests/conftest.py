@@ -18,6 +18,10 @@ for _variable in (
 ):
     os.environ[_variable] = os.path.join(_CACHE_ROOT, _variable.lower())
 os.environ.setdefault("KERAS_BACKEND", "jax")
+# Many tests (and their child processes) build the same tiny model: XLA's persistent cache
+# compiles each of its steps once.
+os.environ["JAX_COMPILATION_CACHE_DIR"] = os.path.join(_CACHE_ROOT, "jax")
+os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402

@@ -34,4 +34,14 @@ out=tests/fixtures
 "${tool[@]}" "${tiny[@]}" --num-classes 5 --align-corners --batch 2 --seed 2 --height 65 --width 97 \
   --out "$out/danet_r50_tiny_align_corners"
 
+# One training step (loss terms, SGD update, BN running statistics) on an odd size with
+# ~10 % ignored labels; the same step with avg_non_ignore=True for its loss terms only.
+train=(env OMP_NUM_THREADS=1 "$venv/bin/python" tools/mmseg_training_reference.py "${tiny[@]}"
+  --num-classes 7 --seed 3 --height 57 --width 75 --batch 2)
+"${train[@]}" --out "$out/danet_r50_tiny_train"
+scratch=$(mktemp -d)
+"${train[@]}" --avg-non-ignore --out "$scratch"
+cp "$scratch/reference.npz" "$out/danet_r50_tiny_train/reference_avg_non_ignore.npz"
+rm -rf "$scratch"
+
 ls -la "$out"/*

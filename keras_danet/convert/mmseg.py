@@ -3,6 +3,7 @@
 import os
 import re
 
+import keras
 import numpy as np
 
 from keras_danet.models.danet import DANet
@@ -171,7 +172,7 @@ def _variables_and_keys(model):
             yield layer.kernel, f"{prefix}.weight", _conv_kernel
             if layer.bias is not None:
                 yield layer.bias, f"{prefix}.bias", None
-        elif kind == "BatchNormalization":
+        elif isinstance(layer, keras.layers.BatchNormalization):
             yield layer.gamma, f"{prefix}.weight", None
             yield layer.beta, f"{prefix}.bias", None
             yield layer.moving_mean, f"{prefix}.running_mean", None

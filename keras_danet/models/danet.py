@@ -1,6 +1,10 @@
 """DANet: dilated ResNet-V1c, the dual attention head and the FCN auxiliary head."""
 
 import keras
+from keras import ops
+
+# Keras' own rule for losses under tf.distribute; it does nothing on other backends.
+from keras.src.losses.loss import scale_loss_for_distribution
 
 from keras_danet.layers import BilinearResize
 from keras_danet.models.heads import da_head, main_classifier, training_heads
@@ -36,6 +40,9 @@ class DANet(keras.Model):
         dropout: channel dropout before each classifier (0.1).
         align_corners: PyTorch's align_corners for the logits resize (True in the 769x769 configs).
         mean, std: per-channel RGB normalisation, 0-255 scale.
+        synchronized_batch_norm: batch statistics over all replicas while training, as
+            mmseg's SyncBN (TensorFlow distribution strategies; JAX's `DataParallel` uses the
+            global batch anyway).
 
     Example:
     >>> model = keras_danet.DANet(num_classes=19, depth=50)
@@ -60,6 +67,7 @@ class DANet(keras.Model):
         align_corners=False,
         mean=IMAGENET_MEAN,
         std=IMAGENET_STD,
+        synchronized_batch_norm=False,
         **kwargs,
     ):
         if int(num_classes) < 1:
@@ -79,10 +87,11 @@ class DANet(keras.Model):
             output_stride=output_stride,
             stem_channels=stem_channels,
             base_channels=base_channels,
+            synchronized_batch_norm=synchronized_batch_norm,
             name="backbone",
         )
         _, _, stage3, stage4 = backbone(normalized)
-        pam, cam = da_head(stage4, head_channels, pam_channels)
+        pam, cam = da_head(stage4, head_channels, pam_channels, synchronized_batch_norm)
         logits = main_classifier(pam, cam, num_classes, dropout)
         # Resize in float32: these are the logits users argmax or softmax.
         outputs = BilinearResize(align_corners, dtype="float32", name="resize")([logits, images])
@@ -92,7 +101,12 @@ class DANet(keras.Model):
         # Not in the inference graph above; tracked as an attribute, so its weights are the
         # model's (counted, trained, saved) while predict() never computes them.
         self.training_heads = training_heads(
-            head_channels, stage3.shape[-1], num_classes, aux_channels, dropout
+            head_channels,
+            stage3.shape[-1],
+            num_classes,
+            aux_channels,
+            dropout,
+            synchronized_batch_norm,
         )
         self._head_inputs = [pam, cam, stage3]
         self.num_classes = int(num_classes)
@@ -107,6 +121,12 @@ class DANet(keras.Model):
         self.align_corners = bool(align_corners)
         self.mean = mean
         self.std = std
+        self.synchronized_batch_norm = bool(synchronized_batch_norm)
+        self._train_all_heads = True
+        self._danet_loss = None
+        # Loss-term trackers, listed by `metrics` below; untracked so that a new compile()
+        # replaces them instead of adding to them.
+        object.__setattr__(self, "_loss_terms", {})
 
     def with_all_outputs(self, resize_to_input=True):
         """A model sharing these weights that returns every head's logits.
@@ -129,6 +149,141 @@ class DANet(keras.Model):
                 for key, value in outputs.items()
             }
         return keras.Model(self.input, outputs, name=f"{self.name}_all_outputs")
+
+    def call(self, inputs, training=None, mask=None):
+        # While training with DANetLoss, the model returns every head's logits (the dict of
+        # `with_all_outputs()`), because mmseg's loss needs them; otherwise the main logits.
+        if training and self._train_all_heads:
+            return self._training_graph()(inputs, training=True)
+        return super().call(inputs, training=training, mask=mask)
+
+    def _training_graph(self):
+        graph = self.__dict__.get("_all_outputs_graph")
+        if graph is None:
+            graph = self.with_all_outputs()
+            # Not tracked as a sub-model: its layers are this model's own, saved once.
+            object.__setattr__(self, "_all_outputs_graph", graph)
+        return graph
+
+    def compile(
+        self,
+        optimizer="auto",
+        loss="auto",
+        metrics="auto",
+        *,
+        learning_rate=0.01,
+        max_iterations=None,
+        **kwargs,
+    ):
+        """Configures training; with no arguments, mmseg's DANet recipe.
+
+        - `optimizer="auto"`: `TorchSGD` (momentum 0.9, L2 weight decay 5e-4 as PyTorch
+          applies it) driven by `PolyDecay` (power 0.9, from `learning_rate` down to 1e-4 over
+          `max_iterations` steps; `fit` sets the horizon to `epochs x steps` if not given).
+        - `loss="auto"`: `DANetLoss`, main + PAM + CAM + 0.4 x auxiliary cross-entropy,
+          label 255 ignored, averaged over all pixels. The four weighted terms are logged as
+          `main_loss`, `pam_loss`, `cam_loss`, `aux_loss`; `loss` is their sum.
+        - `metrics="auto"`: `keras.metrics.MeanIoU` over the epoch, label 255 ignored.
+
+        Any of them can be replaced as in `keras.Model.compile`. A loss other than a
+        `DANetLoss` is applied to the main logits only, and the PAM, CAM and auxiliary
+        classifiers are then left out of training (frozen) for this compile.
+
+        Example:
+        >>> model.compile()                                    # mmseg's recipe
+        >>> model.compile(learning_rate=1e-3, max_iterations=2000)
+        >>> model.fit(train_data, validation_data=val_data, epochs=20)
+        """
+        from keras_danet import training
+
+        if isinstance(optimizer, str) and optimizer == "auto":
+            horizon = None
+            if max_iterations is not None:
+                horizon = training.schedule.horizon_for(max_iterations)
+            optimizer = training.TorchSGD(training.PolyDecay(learning_rate, horizon))
+        if isinstance(loss, str) and loss == "auto":
+            loss = training.DANetLoss()
+        if isinstance(metrics, str) and metrics == "auto":
+            metrics = [
+                keras.metrics.MeanIoU(
+                    self.num_classes,
+                    ignore_class=training.loss.IGNORE_INDEX,
+                    sparse_y_pred=False,
+                    # int32 counts overflow within an epoch of large crops.
+                    dtype="float32",
+                    name="mean_iou",
+                )
+            ]
+        danet_loss = loss if isinstance(loss, training.DANetLoss) else None
+        # Before super().compile(), which fixes the trainable variables.
+        self._train_all_heads = danet_loss is not None
+        self.training_heads.trainable = self._train_all_heads
+        self._danet_loss = danet_loss
+        super().compile(
+            optimizer=optimizer,
+            loss=None if danet_loss else loss,
+            metrics=metrics,
+            **kwargs,
+        )
+        terms = {}
+        if danet_loss is not None:
+            self._training_graph()  # built here, never inside a distribution strategy's replica
+            self._compile_config.config["loss"] = danet_loss  # saved with the model
+            terms = {
+                head: keras.metrics.Mean(name=f"{head}_loss") for head in danet_loss.head_weights
+            }
+        object.__setattr__(self, "_loss_terms", terms)
+
+    def compile_from_config(self, config):
+        # Keras skips models whose compile() is overridden; this one round-trips its config.
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    @property
+    def metrics(self):
+        return super().metrics + list(self._loss_terms.values())
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        danet_loss = getattr(self, "_danet_loss", None)
+        if danet_loss is None:
+            main = y_pred["main"] if isinstance(y_pred, dict) else y_pred
+            return super().compute_loss(x, y, main, sample_weight, training=training)
+        terms = danet_loss.terms(y, y_pred, sample_weight)
+        batch_size = ops.shape(y)[0]
+        for head, value in terms.items():
+            self._loss_terms[head].update_state(value, sample_weight=batch_size)
+        total = ops.sum(ops.stack(list(terms.values())))
+        # Under a tf.distribute strategy each replica's loss is divided by the replica count
+        # (Keras' rule, so that summed gradients average over the global batch).
+        total = scale_loss_for_distribution(total)
+        for extra in self.losses:  # regularizers and add_loss(), as Keras' compute_loss
+            total = total + self._aggregate_additional_loss(extra)
+        return total
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        from keras_danet.training.loss import as_label_map, check_label_size
+
+        training = isinstance(y_pred, dict)
+        main = y_pred["main"] if training else y_pred
+        check_label_size(as_label_map(y), main)
+        logs = super().compute_metrics(x, y, main, sample_weight)
+        if not training:  # evaluation computes the main logits only
+            for tracker in self._loss_terms.values():
+                logs.pop(tracker.name, None)
+        return logs
+
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, **kw):
+        """`keras.Model.fit`; it also sets the default poly schedule's horizon.
+
+        With `compile()`'s default optimizer and no `max_iterations`, the learning rate
+        decays to its end value over `epochs x steps_per_epoch` steps, the whole of this
+        call (an `initial_epoch` resumes inside that horizon).
+        """
+        from keras_danet.training.schedule import SetPolyHorizon
+
+        callbacks = [SetPolyHorizon(), *(callbacks or [])]
+        return super().fit(x, y, batch_size, epochs, verbose, callbacks, **kw)
 
     @classmethod
     def from_preset(cls, handle, *, num_classes=None, mirror=None, cache_dir=None, progress=True):
@@ -204,6 +359,7 @@ class DANet(keras.Model):
             "align_corners": self.align_corners,
             "mean": list(self.mean),
             "std": list(self.std),
+            "synchronized_batch_norm": self.synchronized_batch_norm,
         }
 
     @classmethod

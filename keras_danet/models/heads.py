@@ -5,44 +5,53 @@ import keras
 from keras_danet.layers import ChannelAttention, PositionAttention
 from keras_danet.models.resnet_v1c import batch_norm, conv
 
-# mmseg draws `conv_seg` (the main classifier) from N(0, 0.01); the PAM and CAM classifiers
-# keep PyTorch's default Conv2d init, which is this variance scaling.
-_MAIN_CLASSIFIER_INITIALIZER = keras.initializers.RandomNormal(stddev=0.01)
-_TORCH_DEFAULT_INITIALIZER = keras.initializers.VarianceScaling(1 / 3, "fan_in", "uniform")
+
+# Initializers are made per layer (see `conv_initializer`). mmseg draws `conv_seg` (the main
+# and auxiliary classifiers) from N(0, 0.01); the PAM and CAM classifiers keep PyTorch's
+# default Conv2d init, which is this variance scaling.
+def _conv_seg_initializer():
+    return keras.initializers.RandomNormal(stddev=0.01)
 
 
-def conv_module(x, filters, name):
+def _torch_default_initializer():
+    return keras.initializers.VarianceScaling(1 / 3, "fan_in", "uniform")
+
+
+def conv_module(x, filters, name, synchronized=False):
     """mmcv's ConvModule: a bias-free 3x3 conv, BatchNorm and ReLU."""
     x = conv(x, filters, 3, f"{name}_conv")
-    return keras.layers.ReLU(name=f"{name}_relu")(batch_norm(x, f"{name}_bn"))
+    return keras.layers.ReLU(name=f"{name}_relu")(batch_norm(x, f"{name}_bn", synchronized))
 
 
-def classifier(x, num_classes, dropout, name, initializer=_TORCH_DEFAULT_INITIALIZER):
+def classifier(x, num_classes, dropout, name, initializer=None):
     """Channel-wise dropout (PyTorch's Dropout2d) then a 1x1 conv with bias."""
+    initializer = initializer or _torch_default_initializer()
     prefix = name.removesuffix("classifier")
     x = keras.layers.SpatialDropout2D(dropout, name=f"{prefix}dropout")(x)
     return keras.layers.Conv2D(num_classes, 1, kernel_initializer=initializer, name=name)(x)
 
 
-def da_head(features, channels, key_channels):
+def da_head(features, channels, key_channels, synchronized=False):
     """DANet's dual attention branches; returns the PAM and CAM features after their out-convs."""
-    pam = conv_module(features, channels, "pam_in")
+    pam = conv_module(features, channels, "pam_in", synchronized)
     pam = PositionAttention(key_channels, name="pam")(pam)
-    pam = conv_module(pam, channels, "pam_out")
+    pam = conv_module(pam, channels, "pam_out", synchronized)
 
-    cam = conv_module(features, channels, "cam_in")
+    cam = conv_module(features, channels, "cam_in", synchronized)
     cam = ChannelAttention(name="cam")(cam)
-    cam = conv_module(cam, channels, "cam_out")
+    cam = conv_module(cam, channels, "cam_out", synchronized)
     return pam, cam
 
 
 def main_classifier(pam, cam, num_classes, dropout):
     """The sum of both branches and mmseg's `conv_seg`: the logits used at test time."""
     fused = keras.layers.Add(name="fuse")([pam, cam])
-    return classifier(fused, num_classes, dropout, "classifier", _MAIN_CLASSIFIER_INITIALIZER)
+    return classifier(fused, num_classes, dropout, "classifier", _conv_seg_initializer())
 
 
-def training_heads(head_channels, stage3_channels, num_classes, aux_channels, dropout):
+def training_heads(
+    head_channels, stage3_channels, num_classes, aux_channels, dropout, synchronized=False
+):
     """The outputs only the training loss uses: PAM and CAM logits and the FCN auxiliary head.
 
     A model of its own, so that inference never computes them. Inputs: the PAM and CAM
@@ -52,12 +61,10 @@ def training_heads(head_channels, stage3_channels, num_classes, aux_channels, dr
     cam = keras.Input((None, None, head_channels), name="cam_features")
     stage3 = keras.Input((None, None, stage3_channels), name="stage3_features")
     # mmseg's FCNHead with one conv and no input concat.
-    aux = conv_module(stage3, aux_channels, "aux")
+    aux = conv_module(stage3, aux_channels, "aux", synchronized)
     outputs = {
         "pam": classifier(pam, num_classes, dropout, "pam_classifier"),
         "cam": classifier(cam, num_classes, dropout, "cam_classifier"),
-        "aux": classifier(
-            aux, num_classes, dropout, "aux_classifier", _MAIN_CLASSIFIER_INITIALIZER
-        ),
+        "aux": classifier(aux, num_classes, dropout, "aux_classifier", _conv_seg_initializer()),
     }
     return keras.Model([pam, cam, stage3], outputs, name="training_heads")

@@ -2,6 +2,8 @@
 
 import keras
 
+from keras_danet.layers.batch_normalization import TorchBatchNormalization
+
 # Bottleneck blocks per stage.
 STAGE_BLOCKS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
 # Stride and dilation of each stage for an output stride (mmseg's -D8 and -D16 variants).
@@ -10,19 +12,21 @@ _STRIDES_AND_DILATIONS = {
     16: ((1, 2, 2, 1), (1, 1, 1, 2)),
 }
 _BOTTLENECK_EXPANSION = 4
-# PyTorch's BatchNorm: eps 1e-5 and running = 0.9 * running + 0.1 * batch.
-BATCH_NORM_EPSILON = 1e-5
-BATCH_NORM_MOMENTUM = 0.9
-# mmseg initialises convolutions with kaiming normal (fan_out), as torchvision does.
-CONV_INITIALIZER = keras.initializers.VarianceScaling(2.0, "fan_out", "untruncated_normal")
 
 
-def batch_norm(x, name, gamma_initializer="ones"):
-    return keras.layers.BatchNormalization(
-        epsilon=BATCH_NORM_EPSILON,
-        momentum=BATCH_NORM_MOMENTUM,
-        gamma_initializer=gamma_initializer,
-        name=name,
+def conv_initializer():
+    """mmseg's kaiming normal (fan_out) init, as torchvision's.
+
+    A new instance per layer: a Keras initializer without a seed fixes one at construction,
+    so a shared instance would give every conv of the same shape the same weights.
+    """
+    return keras.initializers.VarianceScaling(2.0, "fan_out", "untruncated_normal")
+
+
+def batch_norm(x, name, synchronized=False, gamma_initializer="ones"):
+    """PyTorch's BatchNorm2d (see `TorchBatchNormalization`)."""
+    return TorchBatchNormalization(
+        gamma_initializer=gamma_initializer, synchronized=synchronized, name=name
     )(x)
 
 
@@ -44,25 +48,25 @@ def conv(x, filters, kernel_size, name, strides=1, dilation=1):
         padding=padding,
         dilation_rate=dilation,
         use_bias=False,
-        kernel_initializer=CONV_INITIALIZER,
+        kernel_initializer=conv_initializer(),
         name=name,
     )(x)
 
 
-def _bottleneck(x, planes, strides, dilation, name):
+def _bottleneck(x, planes, strides, dilation, name, synchronized):
     """mmseg's pytorch-style Bottleneck: the stride sits on the 3x3 conv."""
     shortcut = x
     out_channels = planes * _BOTTLENECK_EXPANSION
     if strides != 1 or x.shape[-1] != out_channels:
         shortcut = conv(x, out_channels, 1, f"{name}_downsample_conv", strides=strides)
-        shortcut = batch_norm(shortcut, f"{name}_downsample_bn")
+        shortcut = batch_norm(shortcut, f"{name}_downsample_bn", synchronized)
     x = conv(x, planes, 1, f"{name}_conv1")
-    x = keras.layers.ReLU(name=f"{name}_relu1")(batch_norm(x, f"{name}_bn1"))
+    x = keras.layers.ReLU(name=f"{name}_relu1")(batch_norm(x, f"{name}_bn1", synchronized))
     x = conv(x, planes, 3, f"{name}_conv2", strides=strides, dilation=dilation)
-    x = keras.layers.ReLU(name=f"{name}_relu2")(batch_norm(x, f"{name}_bn2"))
+    x = keras.layers.ReLU(name=f"{name}_relu2")(batch_norm(x, f"{name}_bn2", synchronized))
     x = conv(x, out_channels, 1, f"{name}_conv3")
     # mmseg's zero_init_residual: each block starts as the identity when trained from scratch.
-    x = batch_norm(x, f"{name}_bn3", gamma_initializer="zeros")
+    x = batch_norm(x, f"{name}_bn3", synchronized, gamma_initializer="zeros")
     x = keras.layers.Add(name=f"{name}_add")([x, shortcut])
     return keras.layers.ReLU(name=f"{name}_out")(x)
 
@@ -85,6 +89,8 @@ class ResNetV1c(keras.Model):
         stem_channels: width of the deep stem (mmseg's `stem_channels`).
         base_channels: bottleneck width of the first stage (mmseg's `base_channels`).
         contract_dilation: halve the dilation of each dilated stage's first block.
+        synchronized_batch_norm: batch statistics over all replicas (mmseg's SyncBN; see
+            `TorchBatchNormalization`).
 
     Example:
     >>> backbone = keras_danet.ResNetV1c(depth=50)
@@ -100,6 +106,7 @@ class ResNetV1c(keras.Model):
         stem_channels=64,
         base_channels=64,
         contract_dilation=True,
+        synchronized_batch_norm=False,
         **kwargs,
     ):
         if depth not in STAGE_BLOCKS:
@@ -113,7 +120,7 @@ class ResNetV1c(keras.Model):
         for index, width in enumerate((stem_channels // 2, stem_channels // 2, stem_channels)):
             x = conv(x, width, 3, f"stem_conv{index + 1}", strides=2 if index == 0 else 1)
             x = keras.layers.ReLU(name=f"stem_relu{index + 1}")(
-                batch_norm(x, f"stem_bn{index + 1}")
+                batch_norm(x, f"stem_bn{index + 1}", synchronized_batch_norm)
             )
         # Zero padding equals PyTorch's -inf padding here: the input is post-ReLU.
         x = keras.layers.ZeroPadding2D(1, name="stem_pool_pad")(x)
@@ -131,6 +138,7 @@ class ResNetV1c(keras.Model):
                     strides=strides[stage] if block == 0 else 1,
                     dilation=first_dilation if block == 0 else dilation,
                     name=f"layer{stage + 1}_block{block}",
+                    synchronized=synchronized_batch_norm,
                 )
             features.append(x)
 
@@ -140,6 +148,7 @@ class ResNetV1c(keras.Model):
         self.stem_channels = stem_channels
         self.base_channels = base_channels
         self.contract_dilation = contract_dilation
+        self.synchronized_batch_norm = synchronized_batch_norm
 
     def get_config(self):
         return {
@@ -150,6 +159,7 @@ class ResNetV1c(keras.Model):
             "stem_channels": self.stem_channels,
             "base_channels": self.base_channels,
             "contract_dilation": self.contract_dilation,
+            "synchronized_batch_norm": self.synchronized_batch_norm,
         }
 
     @classmethod

@@ -8,7 +8,7 @@ import dataclasses
 import difflib
 import types
 
-from keras_danet.presets.datasets import ADE20K, CITYSCAPES, VOC12AUG, Dataset
+from keras_danet.dataset_info import ADE20K, CITYSCAPES, VOC12AUG, DatasetInfo
 
 MMSEG_DOWNLOAD_ROOT = "https://download.openmmlab.com/mmsegmentation/"
 HUB_ORGANIZATION = "keras-danet"
@@ -24,7 +24,7 @@ class Preset:
     """
 
     name: str
-    dataset: Dataset
+    dataset: DatasetInfo
     depth: int
     crop_size: tuple  # (height, width) of the training crops
     iterations: int

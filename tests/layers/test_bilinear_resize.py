@@ -1,8 +1,10 @@
+import keras
 import numpy as np
 import pytest
 
 from keras_danet.layers import resize_bilinear
 from tests.conftest import to_numpy
+from tests.helpers import assert_gradients_close, backend_gradients, numerical_gradients
 
 
 def numpy_resize(x, size, align_corners):
@@ -42,3 +44,23 @@ def test_align_corners_keeps_the_corners():
     out = to_numpy(resize_bilinear(x, (65, 97), align_corners=True))
     for row, column in [(0, 0), (-1, -1), (0, -1), (-1, 0)]:
         np.testing.assert_allclose(out[0, row, column], x[0, row, column], atol=1e-6)
+
+
+@pytest.mark.parametrize("align_corners", [False, True])
+@pytest.mark.parametrize("size", [(17, 9), (4, 6)])
+def test_gradients_match_float64_finite_differences(align_corners, size):
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(1, 5, 7, 2)).astype("float32")
+    cotangent = rng.normal(size=(1, *size, 2)).astype("float32")
+
+    def backend_loss(images):
+        return keras.ops.sum(
+            keras.ops.multiply(resize_bilinear(images, size, align_corners), cotangent)
+        )
+
+    def numpy_loss(images):
+        return np.sum(numpy_resize(images, size, align_corners) * cotangent)
+
+    assert_gradients_close(
+        backend_gradients(backend_loss, [x]), numerical_gradients(numpy_loss, [x])
+    )

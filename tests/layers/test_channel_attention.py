@@ -4,6 +4,7 @@ import pytest
 
 from keras_danet import ChannelAttention
 from tests.conftest import to_numpy
+from tests.helpers import assert_gradients_close, backend_gradients, numerical_gradients
 
 
 def numpy_channel_attention(x, gamma):
@@ -84,3 +85,22 @@ def test_unknown_and_odd_spatial_size_in_a_functional_model(tmp_path):
     assert isinstance(restored.get_layer("cam"), ChannelAttention)
     np.testing.assert_array_equal(to_numpy(restored(x)), to_numpy(model(x)))
     assert ChannelAttention.from_config(restored.get_layer("cam").get_config()).name == "cam"
+
+
+def test_gradients_match_float64_finite_differences():
+    layer = _layer(0.6)
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(2, 3, 4, 5)).astype("float32") * 0.5
+    cotangent = rng.normal(size=x.shape).astype("float32")
+
+    def backend_loss(inputs, gamma):
+        outputs, _ = layer.stateless_call([gamma], [], inputs)
+        return keras.ops.sum(keras.ops.multiply(outputs, cotangent))
+
+    def numpy_loss(inputs, gamma):
+        return np.sum(numpy_channel_attention(inputs, gamma) * cotangent)
+
+    arrays = [x, np.float32(0.6)]
+    assert_gradients_close(
+        backend_gradients(backend_loss, arrays), numerical_gradients(numpy_loss, arrays)
+    )

@@ -4,6 +4,7 @@ import pytest
 
 from keras_danet import PositionAttention
 from tests.conftest import to_numpy
+from tests.helpers import assert_gradients_close, backend_gradients, numerical_gradients
 
 
 def numpy_position_attention(
@@ -129,3 +130,31 @@ def test_serialization_round_trip(tmp_path):
 def test_rejects_bad_key_channels():
     with pytest.raises(ValueError, match="key_channels"):
         PositionAttention(0)
+
+
+def test_gradients_match_float64_finite_differences():
+    layer = _randomized_layer(6, 3, gamma=0.7)
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(2, 3, 4, 6)).astype("float32")
+    cotangent = rng.normal(size=x.shape).astype("float32")
+    variables = layer.trainable_variables
+    # The NumPy reference takes (query kernel, bias, key kernel, bias, value kernel, bias, gamma).
+    order = [
+        next(i for i, v in enumerate(variables) if v is wanted)
+        for projection in (layer.query_project, layer.key_project, layer.value_project)
+        for wanted in (projection.kernel, projection.bias)
+    ] + [next(i for i, v in enumerate(variables) if v is layer.gamma)]
+
+    def backend_loss(inputs, *values):
+        outputs, _ = layer.stateless_call(list(values), [], inputs)
+        return keras.ops.sum(keras.ops.multiply(outputs, cotangent))
+
+    def numpy_loss(inputs, *values):
+        arguments = [values[i] for i in order]
+        arguments = [a[0, 0] if a.ndim == 4 else a for a in arguments]
+        return np.sum(numpy_position_attention(inputs, *arguments) * cotangent)
+
+    arrays = [x] + [to_numpy(v) for v in variables]
+    assert_gradients_close(
+        backend_gradients(backend_loss, arrays), numerical_gradients(numpy_loss, arrays)
+    )

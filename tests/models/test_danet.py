@@ -79,6 +79,7 @@ def test_config_lists_constructor_arguments_and_round_trips():
         "align_corners",
         "mean",
         "std",
+        "synchronized_batch_norm",
     }
     clone = DANet.from_config(config)
     assert clone.get_config() == config
@@ -145,3 +146,13 @@ def test_fit_runs_one_step():
 def test_bad_arguments_are_refused(bad):
     with pytest.raises(ValueError):
         DANet(**{**TINY, **bad})
+
+
+def test_layers_of_the_same_shape_start_from_different_weights():
+    # A shared, unseeded Keras initializer would give them all the same values.
+    model = DANet(num_classes=5, **TINY)
+    kernels = [to_numpy(w) for w in model.weights if w.path.endswith("kernel")]
+    assert len(kernels) > 60
+    for i, first in enumerate(kernels):
+        for second in kernels[i + 1 :]:
+            assert first.shape != second.shape or not np.array_equal(first, second)

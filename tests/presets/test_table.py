@@ -4,8 +4,8 @@ import pytest
 
 import keras_danet
 from keras_danet import DANet
+from keras_danet.dataset_info import ADE20K, CITYSCAPES, VOC12AUG
 from keras_danet.presets import ALIASES, PRESETS
-from keras_danet.presets.datasets import ADE20K, CITYSCAPES, VOC12AUG
 from tests.conftest import fixture_path
 
 

@@ -9,7 +9,7 @@ import dataclasses
 
 
 @dataclasses.dataclass(frozen=True)
-class Dataset:
+class DatasetInfo:
     """A dataset's identity: its name, class names and palette (RGB, one per class)."""
 
     name: str
@@ -22,7 +22,7 @@ class Dataset:
         return len(self.class_names)
 
 
-CITYSCAPES = Dataset(
+CITYSCAPES = DatasetInfo(
     name="cityscapes",
     title="Cityscapes",
     class_names=(
@@ -69,7 +69,7 @@ CITYSCAPES = Dataset(
     ),
 )
 
-ADE20K = Dataset(
+ADE20K = DatasetInfo(
     name="ade20k",
     title="ADE20K (SceneParsing 2016)",
     class_names=(
@@ -378,7 +378,7 @@ ADE20K = Dataset(
     ),
 )
 
-VOC12AUG = Dataset(
+VOC12AUG = DatasetInfo(
     name="voc12aug",
     title="PASCAL VOC 2012 + SBD (aug)",
     class_names=(
@@ -430,3 +430,11 @@ VOC12AUG = Dataset(
 )
 
 DATASETS = {dataset.name: dataset for dataset in (CITYSCAPES, ADE20K, VOC12AUG)}
+
+SYNTHETIC_SCENES = DatasetInfo(
+    name="synthetic_scenes",
+    title="Synthetic street scenes (keras_danet.data.synthetic_scenes)",
+    class_names=("sky", "road", "grass", "object"),
+    # Cityscapes' colours for the same kinds of things.
+    palette=((70, 130, 180), (128, 64, 128), (107, 142, 35), (220, 20, 60)),
+)

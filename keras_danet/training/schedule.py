@@ -1,0 +1,92 @@
+"""mmseg's poly learning-rate schedule, with a horizon that `fit` can fill in."""
+
+import keras
+
+
+@keras.saving.register_keras_serializable(package="keras_danet")
+class PolyDecay(keras.optimizers.schedules.PolynomialDecay):
+    """mmseg's `PolyLR`: `(lr0 - end) * (1 - step / decay_steps) ** power + end`, per iteration.
+
+    `keras.optimizers.schedules.PolynomialDecay` with mmseg's DANet defaults (power 0.9, down
+    to 1e-4), and one addition: `decay_steps` may be left `None`, for `DANet.fit` to set
+    from `epochs x steps_per_epoch` when training starts. A schedule whose horizon is still
+    unknown when a step runs (`train_on_batch` without `compile(max_iterations=...)`)
+    raises an error rather than guess one.
+
+    mmseg 1.x's `PolyLR(end=max_iters)` (mmengine) reaches the end rate at the last
+    iteration, so its `decay_steps` is `max_iters - 1`; `horizon_for(max_iters)` gives it.
+    (mmseg 0.x, which trained the released checkpoints, divided by `max_iters`; over 40k
+    iterations the two schedules differ by less than 1e-6 in the learning rate, except in
+    the very last steps.)
+
+    Example:
+    >>> schedule = keras_danet.training.PolyDecay(0.01, decay_steps=40_000)
+    >>> float(schedule(20_000))  # (0.01 - 1e-4) * 0.5 ** 0.9 + 1e-4
+    0.005405...
+    """
+
+    def __init__(
+        self,
+        initial_learning_rate=0.01,
+        decay_steps=None,
+        end_learning_rate=1e-4,
+        power=0.9,
+        name="PolyDecay",
+    ):
+        super().__init__(
+            initial_learning_rate,
+            decay_steps=1 if decay_steps is None else decay_steps,
+            end_learning_rate=end_learning_rate,
+            power=power,
+            name=name,
+        )
+        self.decay_steps = None if decay_steps is None else int(decay_steps)
+
+    def __call__(self, step):
+        if self.decay_steps is None:
+            raise RuntimeError(
+                "The poly learning-rate schedule does not know its horizon yet. fit() sets "
+                "it from epochs x steps per epoch; for train_on_batch, or data of unknown "
+                "length, give it: model.compile(max_iterations=N)."
+            )
+        return super().__call__(step)
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("cycle")
+        return config
+
+
+def horizon_for(iterations):
+    """`decay_steps` of mmseg 1.x's PolyLR over `iterations` steps (the last at the end rate)."""
+    return max(int(iterations) - 1, 1)
+
+
+def poly_schedule_of(optimizer):
+    """The `PolyDecay` driving `optimizer` (loss-scale wrappers looked through), or None."""
+    while optimizer is not None and hasattr(optimizer, "inner_optimizer"):
+        optimizer = optimizer.inner_optimizer
+    schedule = getattr(optimizer, "_learning_rate", None)
+    return schedule if isinstance(schedule, PolyDecay) else None
+
+
+class SetPolyHorizon(keras.callbacks.Callback):
+    """Gives an open-ended `PolyDecay` its horizon, `epochs x steps`, when `fit` starts.
+
+    `DANet.fit` adds it; it runs before the first step is traced, so compiled steps see the
+    horizon. A horizon already set (by `compile(max_iterations=...)` or an earlier `fit`) is
+    kept: the schedule of one `compile()` spans one run.
+    """
+
+    def on_train_begin(self, logs=None):
+        schedule = poly_schedule_of(self.model.optimizer)
+        if schedule is None or schedule.decay_steps is not None:
+            return
+        steps, epochs = self.params.get("steps"), self.params.get("epochs")
+        if not steps:
+            raise ValueError(
+                "fit() cannot tell how many steps an epoch has (a dataset of unknown "
+                "length), so the poly schedule has no horizon. Pass steps_per_epoch to "
+                "fit(), or model.compile(max_iterations=N)."
+            )
+        schedule.decay_steps = horizon_for(int(epochs) * int(steps))

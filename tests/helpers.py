@@ -1,0 +1,86 @@
+"""Helpers shared by the tests: backend-neutral gradients and float64 finite differences."""
+
+import keras
+import numpy as np
+
+
+def backend_gradients(function, arrays):
+    """Gradients of the scalar `function(*tensors)` with respect to each array, as NumPy.
+
+    Uses the backend's own automatic differentiation: `jax.grad`, `tf.GradientTape`, or
+    PyTorch's autograd.
+    """
+    arrays = [np.asarray(array, "float32") for array in arrays]
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        grads = jax.grad(lambda *xs: function(*xs), argnums=tuple(range(len(arrays))))(*arrays)
+    elif backend == "tensorflow":
+        import tensorflow as tf
+
+        variables = [tf.Variable(array) for array in arrays]
+        with tf.GradientTape() as tape:
+            value = function(*variables)
+        grads = tape.gradient(value, variables)
+    elif backend == "torch":
+        import torch
+
+        tensors = [torch.tensor(array, requires_grad=True) for array in arrays]
+        function(*tensors).backward()
+        grads = [tensor.grad for tensor in tensors]
+    else:
+        raise NotImplementedError(backend)
+    return [np.asarray(keras.ops.convert_to_numpy(grad)) for grad in grads]
+
+
+def numerical_gradients(function, arrays, step=1e-6):
+    """Central finite differences of the scalar float64 NumPy `function(*arrays)`."""
+    arrays = [np.array(array, np.float64) for array in arrays]
+    grads = []
+    for array in arrays:
+        grad = np.zeros_like(array)
+        for index in np.ndindex(array.shape):
+            original = array[index]
+            array[index] = original + step
+            above = function(*arrays)
+            array[index] = original - step
+            below = function(*arrays)
+            array[index] = original
+            grad[index] = (above - below) / (2 * step)
+        grads.append(grad)
+    return grads
+
+
+def assert_gradients_close(actual, expected, rtol=2e-3):
+    """Each gradient within `rtol` of the reference, relative to its largest entry.
+
+    A gradient that is zero in exact arithmetic (a key bias under a softmax over keys) is
+    float32 round-off on the backend, so each bound is at least `rtol` x 1e-3 of the largest
+    gradient of all.
+    """
+    assert len(actual) == len(expected)
+    overall = max(np.abs(want).max() for want in expected)
+    for got, want in zip(actual, expected, strict=True):
+        assert got.shape == want.shape
+        scale = max(np.abs(want).max(), 1e-3 * overall)
+        np.testing.assert_allclose(got, want, rtol=0, atol=rtol * scale)
+
+
+# compile() arguments for tests about what a training step computes rather than how it is
+# compiled: TensorFlow spends 15 s tracing a tiny DANet's train step, and runs it eagerly in
+# about 1 s; JAX's jit (with the persistent cache of conftest.py) and PyTorch stay as they are.
+QUICK = {"run_eagerly": True} if keras.backend.backend() == "tensorflow" else {}
+
+
+class StopAtTrainBegin(keras.callbacks.Callback):
+    """Ends `fit` right after every callback's `on_train_begin`, before any step is compiled.
+
+    `fit(..., callbacks=[StopAtTrainBegin()])` raises `StopAtTrainBegin.Stopped`.
+    """
+
+    class Stopped(Exception):
+        pass
+
+    def on_train_begin(self, logs=None):
+        raise self.Stopped()
