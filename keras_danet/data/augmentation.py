@@ -1,0 +1,230 @@
+"""mmseg's training augmentation for DANet, transform for transform.
+
+In mmseg's order: `RandomResize` (keep ratio, ratio 0.5-2.0 of a base scale), `RandomCrop`
+(with `cat_max_ratio`), `RandomFlip` (horizontal, p = 0.5), `PhotoMetricDistortion`, and
+the padding of mmseg's data preprocessor. Each transform is a function of its image, label
+map and *drawn parameters*, so that it can be checked against mmseg's own transform with the
+draws fixed (tests/data/test_augmentation_parity.py); `Augmentation` draws the parameters
+from the same distributions as mmseg and applies the chain.
+
+Images are RGB uint8 until the final padding; label maps uint8 and only ever resized with
+nearest-neighbour. OpenCV does the resizing and colour conversions, as in mmcv.
+"""
+
+import dataclasses
+
+import numpy as np
+
+from keras_danet.data.images import IGNORE_INDEX, _cv2
+
+# mmseg's normalisation mean, RGB 0-255. mmseg pads after normalising, with 0: in the raw
+# RGB space a model normalising internally sees, that is this colour.
+PAD_COLOR = (123.675, 116.28, 103.53)
+
+
+def rescaled_size(height, width, scale):
+    """mmcv's `rescale_size`: `(new_height, new_width)` fitting inside `scale`, ratio kept.
+
+    `scale` is `(long_edge, short_edge)` in either order, as mmseg's `(2048, 512)`.
+    """
+    factor = min(max(scale) / max(height, width), min(scale) / min(height, width))
+    return int(height * factor + 0.5), int(width * factor + 0.5)
+
+
+def random_resize(image, label, scale, ratio):
+    """mmseg's `RandomResize(scale, ratio_range, keep_ratio=True)` for a drawn `ratio`.
+
+    The target scale is `(int(scale[0] * ratio), int(scale[1] * ratio))`; the image is
+    resized bilinearly to fit it, aspect ratio kept (it can grow), the label map with
+    nearest-neighbour.
+    """
+    cv2 = _cv2()
+    target = (int(scale[0] * ratio), int(scale[1] * ratio))
+    height, width = rescaled_size(image.shape[0], image.shape[1], target)
+    image = cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
+    label = cv2.resize(label, (width, height), interpolation=cv2.INTER_NEAREST)
+    return image, label
+
+
+def crop_is_acceptable(label, cat_max_ratio, ignore_index=IGNORE_INDEX):
+    """mmseg's test: more than one labelled class, none above `cat_max_ratio` of the pixels."""
+    counts = np.bincount(label.ravel(), minlength=256)
+    counts = counts[np.arange(256) != ignore_index]
+    counts = counts[counts > 0]
+    return len(counts) > 1 and counts.max() / counts.sum() < cat_max_ratio
+
+
+def choose_crop(label, crop_size, cat_max_ratio, draw_offset, ignore_index=IGNORE_INDEX):
+    """mmseg's `RandomCrop.crop_bbox`: `(top, bottom, left, right)` of the crop.
+
+    `draw_offset(margin_height, margin_width)` draws a top-left corner, each in
+    `[0, margin]`. With `cat_max_ratio < 1`, a crop whose largest class covers that share
+    of its labelled pixels (or that holds one class only) is drawn again, up to 10 times;
+    the last draw is kept.
+    """
+    margin_height = max(label.shape[0] - crop_size[0], 0)
+    margin_width = max(label.shape[1] - crop_size[1], 0)
+
+    def draw():
+        top, left = draw_offset(margin_height, margin_width)
+        return top, top + crop_size[0], left, left + crop_size[1]
+
+    box = draw()
+    if cat_max_ratio < 1.0:
+        for _ in range(10):
+            if crop_is_acceptable(crop(label, box), cat_max_ratio, ignore_index):
+                break
+            box = draw()
+    return box
+
+
+def crop(array, box):
+    top, bottom, left, right = box
+    return array[top:bottom, left:right]
+
+
+def flip(image, label):
+    """Horizontal flip of both."""
+    return image[:, ::-1], label[:, ::-1]
+
+
+@dataclasses.dataclass(frozen=True)
+class PhotometricParameters:
+    """The draws of one `PhotoMetricDistortion`; `None` leaves a step out.
+
+    `contrast_first` applies the contrast before the saturation and hue (mmseg's mode 1),
+    else after them.
+    """
+
+    brightness: float | None = None
+    contrast: float | None = None
+    contrast_first: bool = False
+    saturation: float | None = None
+    hue: int | None = None
+
+
+def _convert(values, alpha=1.0, beta=0.0):
+    # mmseg's PhotoMetricDistortion.convert: float32 arithmetic, clip, truncate to uint8.
+    return np.clip(values.astype(np.float32) * alpha + beta, 0, 255).astype(np.uint8)
+
+
+def photometric_distortion(image, parameters):
+    """mmseg's `PhotoMetricDistortion` with drawn `parameters`, on an RGB uint8 image.
+
+    Brightness (add), then contrast (multiply) either here or last, saturation (multiply
+    the S of OpenCV's HSV) and hue (add to H, modulo 180). OpenCV's RGB<->HSV on RGB gives
+    exactly what mmseg's BGR<->HSV gives on BGR.
+    """
+    cv2 = _cv2()
+    p = parameters
+    if p.brightness is not None:
+        image = _convert(image, beta=p.brightness)
+    if p.contrast_first and p.contrast is not None:
+        image = _convert(image, alpha=p.contrast)
+    if p.saturation is not None:
+        hsv = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2HSV)
+        hsv[:, :, 1] = _convert(hsv[:, :, 1], alpha=p.saturation)
+        image = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+    if p.hue is not None:
+        hsv = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2HSV)
+        hsv[:, :, 0] = (hsv[:, :, 0].astype(int) + p.hue) % 180
+        image = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+    if not p.contrast_first and p.contrast is not None:
+        image = _convert(image, alpha=p.contrast)
+    return image
+
+
+def pad(image, label, size, image_value=PAD_COLOR, label_value=IGNORE_INDEX):
+    """Pads bottom and right to `size` (height, width): a float32 image and a uint8 label.
+
+    mmseg's data preprocessor pads the normalised image with 0, which is `PAD_COLOR` in raw
+    RGB, and the label map with 255.
+    """
+    height, width = max(size[0], image.shape[0]), max(size[1], image.shape[1])
+    padded = np.empty((height, width, 3), np.float32)
+    padded[...] = np.asarray(image_value, np.float32)
+    padded[: image.shape[0], : image.shape[1]] = image
+    padded_label = np.full((height, width), label_value, np.uint8)
+    padded_label[: label.shape[0], : label.shape[1]] = label
+    return padded, padded_label
+
+
+@dataclasses.dataclass(frozen=True)
+class Augmentation:
+    """mmseg's DANet training pipeline: resize, crop, flip, photometric distortion, pad.
+
+    The defaults are every DANet config's; `scale` and `crop_size` are per dataset:
+    Cityscapes `(2048, 1024)` and `(512, 1024)` (769 configs: `(2049, 1025)`, `(769, 769)`),
+    ADE20K and VOC `(2048, 512)` and `(512, 512)`.
+
+    Args:
+        scale: `RandomResize`'s base scale, `(width, height)` as mmseg writes it.
+        crop_size: `(height, width)` of the crops.
+        ratio_range: the resize ratio is drawn uniformly in it.
+        cat_max_ratio: `RandomCrop`'s bound on the largest class's share (1 disables it).
+        flip_probability: of a horizontal flip.
+        photometric: apply `PhotoMetricDistortion` (brightness 32, contrast and saturation
+            0.5-1.5, hue 18).
+        ignore_index: the label of unlabelled pixels.
+
+    Example:
+    >>> augment = Augmentation(scale=(2048, 1024), crop_size=(512, 1024))
+    >>> image, label = augment(image, label, np.random.default_rng(0))
+    """
+
+    scale: tuple
+    crop_size: tuple
+    ratio_range: tuple = (0.5, 2.0)
+    cat_max_ratio: float = 0.75
+    flip_probability: float = 0.5
+    photometric: bool = True
+    ignore_index: int = IGNORE_INDEX
+    brightness_delta: int = 32
+    contrast_range: tuple = (0.5, 1.5)
+    saturation_range: tuple = (0.5, 1.5)
+    hue_delta: int = 18
+
+    def draw_ratio(self, rng):
+        low, high = self.ratio_range
+        return low + rng.random() * (high - low)
+
+    def draw_photometric(self, rng):
+        """Draws like mmseg: each step with probability 0.5, in mmseg's order."""
+
+        def maybe(draw):
+            return draw() if rng.integers(2) else None
+
+        brightness = maybe(lambda: rng.uniform(-self.brightness_delta, self.brightness_delta))
+        contrast_first = bool(rng.integers(2))
+        contrast = maybe(lambda: rng.uniform(*self.contrast_range)) if contrast_first else None
+        saturation = maybe(lambda: rng.uniform(*self.saturation_range))
+        hue = maybe(lambda: int(rng.integers(-self.hue_delta, self.hue_delta)))
+        if not contrast_first:
+            contrast = maybe(lambda: rng.uniform(*self.contrast_range))
+        return PhotometricParameters(brightness, contrast, contrast_first, saturation, hue)
+
+    def __call__(self, image, label, rng):
+        """One augmented `(float32 image, uint8 label)` of `crop_size`, drawing from `rng`."""
+        return self.apply(
+            image,
+            label,
+            ratio=self.draw_ratio(rng),
+            draw_offset=lambda height, width: (
+                int(rng.integers(height + 1)),
+                int(rng.integers(width + 1)),
+            ),
+            flip_horizontally=lambda: rng.random() < self.flip_probability,
+            photometric=lambda: self.draw_photometric(rng),
+        )
+
+    def apply(self, image, label, ratio, draw_offset, flip_horizontally, photometric):
+        """The chain with given draws: a ratio, a crop-corner drawer, then callables giving
+        the flip decision and the `PhotometricParameters` (called in mmseg's order)."""
+        image, label = random_resize(image, label, self.scale, ratio)
+        box = choose_crop(label, self.crop_size, self.cat_max_ratio, draw_offset, self.ignore_index)
+        image, label = crop(image, box), crop(label, box)
+        if flip_horizontally():
+            image, label = flip(image, label)
+        if self.photometric:
+            image = photometric_distortion(image, photometric())
+        return pad(image, label, self.crop_size, label_value=self.ignore_index)

@@ -1,0 +1,128 @@
+"""Each training transform equals mmseg 1.2.2's own on the same input with the same draws.
+
+Fixtures: tools/mmseg_augmentation_reference.py ran mmseg's and mmcv's transforms with their
+numpy.random draws recorded. Images must match within one grey level, label maps exactly.
+"""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from keras_danet.data.augmentation import (
+    PAD_COLOR,
+    Augmentation,
+    PhotometricParameters,
+    choose_crop,
+    crop,
+    flip,
+    pad,
+    photometric_distortion,
+    random_resize,
+)
+from keras_danet.data.images import read_image, read_label
+from tests.conftest import FIXTURES
+
+FOLDER = os.path.join(FIXTURES, "augmentation")
+REFERENCE = np.load(os.path.join(FOLDER, "reference.npz"))
+with open(os.path.join(FOLDER, "cases.json")) as _file:
+    CASES = json.load(_file)
+STD = np.array([58.395, 57.12, 57.375], np.float32)
+
+
+def _cases(prefix):
+    return sorted(name for name in CASES if name.startswith(prefix))
+
+
+def _assert_image_close(ours, theirs):
+    assert ours.shape == theirs.shape
+    difference = np.abs(ours.astype(np.int16) - theirs.astype(np.int16))
+    assert difference.max() <= 1, f"{(difference > 1).sum()} pixels differ by more than 1"
+
+
+def _replay(candidates):
+    remaining = iter(candidates)
+
+    def draw_offset(margin_height, margin_width):
+        top, left = next(remaining)
+        assert top <= margin_height and left <= margin_width
+        return top, left
+
+    return draw_offset, remaining
+
+
+@pytest.mark.parametrize("case", _cases("resize_"))
+def test_random_resize(case):
+    parameters = CASES[case]
+    image, label = random_resize(
+        REFERENCE["image"], REFERENCE["label"], parameters["scale"], parameters["ratio"]
+    )
+    _assert_image_close(image, REFERENCE[f"{case}_image"])
+    np.testing.assert_array_equal(label, REFERENCE[f"{case}_label"])
+
+
+@pytest.mark.parametrize("case", _cases("crop_"))
+def test_random_crop_with_cat_max_ratio(case):
+    parameters = CASES[case]
+    draw_offset, remaining = _replay(parameters["candidates"])
+    box = choose_crop(REFERENCE["crop_label"], parameters["crop_size"], 0.75, draw_offset)
+    assert next(remaining, None) is None  # as many draws as mmseg made
+    _assert_image_close(crop(REFERENCE["image"], box), REFERENCE[f"{case}_image"])
+    np.testing.assert_array_equal(crop(REFERENCE["crop_label"], box), REFERENCE[f"{case}_label"])
+
+
+@pytest.mark.parametrize("case", _cases("flip_"))
+def test_random_flip(case):
+    image, label = REFERENCE["image"], REFERENCE["label"]
+    if CASES[case]["flip"]:
+        image, label = flip(image, label)
+    np.testing.assert_array_equal(image, REFERENCE[f"{case}_image"])
+    np.testing.assert_array_equal(label, REFERENCE[f"{case}_label"])
+
+
+@pytest.mark.parametrize("case", _cases("photometric_"))
+def test_photometric_distortion(case):
+    parameters = PhotometricParameters(**CASES[case])
+    _assert_image_close(
+        photometric_distortion(REFERENCE["image"], parameters), REFERENCE[f"{case}_image"]
+    )
+
+
+def test_photometric_fixtures_cover_every_branch():
+    parameters = [CASES[case] for case in _cases("photometric_")]
+    for key in ("brightness", "contrast", "saturation", "hue"):
+        assert {p[key] is None for p in parameters} == {True, False}, key
+    assert {p["contrast_first"] for p in parameters} == {True, False}
+
+
+def test_padding_equals_mmseg_data_preprocessor():
+    parameters = CASES["pad"]
+    height, width = parameters["source_height"], parameters["source_width"]
+    image, label = pad(
+        REFERENCE["image"][:height, :width], REFERENCE["label"][:height, :width], parameters["size"]
+    )
+    normalized = (image - np.array(PAD_COLOR, np.float32)) / STD
+    np.testing.assert_allclose(normalized, REFERENCE["pad_normalized"], atol=1e-5)
+    np.testing.assert_array_equal(label, REFERENCE["pad_label"])
+
+
+@pytest.mark.parametrize("case", _cases("chain_"))
+def test_whole_chain_from_files_with_reduce_zero_label(case):
+    parameters = CASES[case]
+    image = read_image(os.path.join(FOLDER, parameters["file"]))
+    label = read_label(os.path.join(FOLDER, "label.png"), reduce_zero_label=True)
+    draw_offset, remaining = _replay(parameters["candidates"])
+    augment = Augmentation(scale=parameters["scale"], crop_size=parameters["crop_size"])
+    image, label = augment.apply(
+        image,
+        label,
+        ratio=parameters["ratio"],
+        draw_offset=draw_offset,
+        flip_horizontally=lambda: parameters["flip"],
+        photometric=lambda: PhotometricParameters(**parameters["photometric"]),
+    )
+    assert next(remaining, None) is None
+    normalized = (image - np.array(PAD_COLOR, np.float32)) / STD
+    np.testing.assert_allclose(normalized, REFERENCE[f"{case}_normalized"], atol=1.01 / STD.min())
+    np.testing.assert_array_equal(label, REFERENCE[f"{case}_label"])
