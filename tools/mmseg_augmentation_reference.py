@@ -167,11 +167,17 @@ def main():
     )
     small_bgr, small_label = bgr[:40, :56].copy(), label[:40, :56].copy()
     packed = PackSegInputs()(
-        {"img": small_bgr, "gt_seg_map": small_label, "seg_fields": ["gt_seg_map"],
-         "img_shape": small_bgr.shape[:2], "ori_shape": small_bgr.shape[:2]}
+        {
+            "img": small_bgr,
+            "gt_seg_map": small_label,
+            "seg_fields": ["gt_seg_map"],
+            "img_shape": small_bgr.shape[:2],
+            "ori_shape": small_bgr.shape[:2],
+        }
     )
-    batch = preprocessor({"inputs": [packed["inputs"]],
-                          "data_samples": [packed["data_samples"]]}, training=True)
+    batch = preprocessor(
+        {"inputs": [packed["inputs"]], "data_samples": [packed["data_samples"]]}, training=True
+    )
     cases["pad"] = {"size": [64, 80], "source_height": 40, "source_width": 56}
     arrays["pad_normalized"] = batch["inputs"][0].permute(1, 2, 0).numpy()
     arrays["pad_label"] = batch["data_samples"][0].gt_sem_seg.data[0].numpy().astype(np.uint8)
@@ -193,9 +199,12 @@ def main():
         mean=MEAN, std=STD, bgr_to_rgb=True, size=(48, 64), pad_val=0, seg_pad_val=255
     )
     for index, (suffix, seed) in enumerate([("png", 0), ("jpg", 1), ("png", 2), ("png", 7)]):
-        results = {"img_path": os.path.join(out, f"image.{suffix}"),
-                   "seg_map_path": os.path.join(out, "label.png"),
-                   "reduce_zero_label": True, "seg_fields": []}
+        results = {
+            "img_path": os.path.join(out, f"image.{suffix}"),
+            "seg_map_path": os.path.join(out, "label.png"),
+            "reduce_zero_label": True,
+            "seg_fields": [],
+        }
         steps = {}
         with Draws(seed) as draws:
             for transform in chain:
@@ -207,24 +216,31 @@ def main():
         photometric = Draws(0)
         photometric.calls = steps["PhotoMetricDistortion"]
         cases[f"chain_{index}"] = {
-            "file": f"image.{suffix}", "scale": [96, 64], "crop_size": [48, 64],
+            "file": f"image.{suffix}",
+            "scale": [96, 64],
+            "crop_size": [48, 64],
             "ratio": float(ratio),
             "candidates": [corners[i : i + 2] for i in range(0, len(corners), 2)],
             "flip": steps["RandomFlip"][0][2] == "horizontal",
             "photometric": photometric_parameters(photometric),
         }
-        batch = preprocessor({"inputs": [results["inputs"]],
-                              "data_samples": [results["data_samples"]]}, training=True)
+        batch = preprocessor(
+            {"inputs": [results["inputs"]], "data_samples": [results["data_samples"]]},
+            training=True,
+        )
         arrays[f"chain_{index}_normalized"] = batch["inputs"][0].permute(1, 2, 0).numpy()
         arrays[f"chain_{index}_label"] = (
-            batch["data_samples"][0].gt_sem_seg.data[0].numpy().astype(np.uint8))
+            batch["data_samples"][0].gt_sem_seg.data[0].numpy().astype(np.uint8)
+        )
 
     np.savez_compressed(os.path.join(out, "reference.npz"), **arrays)
     with open(os.path.join(out, "cases.json"), "w") as file:
         json.dump(cases, file, indent=1)
     retried = sum(len(c["candidates"]) > 1 for k, c in cases.items() if k.startswith("crop"))
-    print(f"{len(cases)} cases, {retried} crops with retries, torch {torch.__version__}, "
-          f"stub_calls={mmseg_reference.stubs_called()} -> {out}")
+    print(
+        f"{len(cases)} cases, {retried} crops with retries, torch {torch.__version__}, "
+        f"stub_calls={mmseg_reference.stubs_called()} -> {out}"
+    )
 
 
 if __name__ == "__main__":

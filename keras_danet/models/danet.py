@@ -122,6 +122,9 @@ class DANet(keras.Model):
         self.mean = mean
         self.std = std
         self.synchronized_batch_norm = bool(synchronized_batch_norm)
+        # What the weights came with (class names, palette, test mode...): from_preset fills
+        # it from metadata.json, save_to_preset writes it back.
+        self.preset_metadata = {}
         self._train_all_heads = True
         self._danet_loss = None
         # Loss-term trackers, listed by `metrics` below; untracked so that a new compile()
@@ -314,16 +317,35 @@ class DANet(keras.Model):
             progress=progress,
         )
 
-    def save_to_preset(self, directory, metadata=None):
+    def save_to_preset(self, directory, metadata=None, *, dataset=None):
         """Writes this model as a preset folder (config.json, model.weights.h5, metadata.json).
 
+        metadata.json keeps what the model was loaded with (`preset_metadata`), then the
+        class names and palette of `dataset` (a `keras_danet.data` dataset or a
+        `DatasetInfo`), then `metadata`.
+
         Example:
-        >>> model.save_to_preset("my_danet")
-        >>> keras_danet.DANet.from_preset("my_danet")
+        >>> model.fit(train, epochs=10)
+        >>> model.save_to_preset("my_danet", dataset=train)
+        >>> keras_danet.DANet.from_preset("my_danet").preset_metadata["class_names"]
         """
         from keras_danet.presets.saving import save_to_preset
 
-        return save_to_preset(self, directory, metadata=metadata)
+        record = dict(self.preset_metadata)
+        if dataset is not None:
+            info = getattr(dataset, "info", dataset)
+            if len(info.class_names) != self.num_classes:
+                raise ValueError(
+                    f"{info.name} has {len(info.class_names)} classes; the model has "
+                    f"{self.num_classes}."
+                )
+            record.update(
+                dataset=info.name,
+                class_names=list(info.class_names),
+                palette=[list(color) for color in info.palette],
+            )
+        record.update(metadata or {})
+        return save_to_preset(self, directory, metadata=record)
 
     def get_layer(self, name=None, index=None):
         """Finds a layer by name here, in the backbone or in the training heads.

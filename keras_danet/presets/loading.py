@@ -239,8 +239,22 @@ def load_preset_folder(cls, folder, num_classes=None, discard_if_corrupt=False):
             f"{paths[WEIGHTS_FILE]} does not fit the model of {paths[CONFIG_FILE]}: {error}"
         ) from error
     if num_classes is None or int(num_classes) == model.num_classes:
+        model.preset_metadata = _weights_metadata(metadata)
         return model
-    return _with_new_classifiers(model, int(num_classes))
+    model = _with_new_classifiers(model, int(num_classes))
+    # The pretrained classes are gone; what the backbone was trained on stays on record.
+    record = _weights_metadata(metadata)
+    for key in ("class_names", "palette", "miou", "miou_ms_flip", "dataset"):
+        record.pop(key, None)
+    record["pretrained"] = metadata.get("preset") or os.path.basename(os.path.normpath(folder))
+    model.preset_metadata = record
+    return model
+
+
+def _weights_metadata(metadata):
+    """metadata.json less what describes one file (hashes, versions, parameter counts)."""
+    per_file = {"weights_sha256", "format_version", "keras_version", "keras_danet_version"}
+    return {k: v for k, v in metadata.items() if k not in per_file | {"parameter_count"}}
 
 
 def _with_new_classifiers(pretrained, num_classes):
