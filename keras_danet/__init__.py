@@ -1,6 +1,8 @@
 """keras-danet: DANet (Dual Attention Network) for Keras 3, faithful to mmsegmentation."""
 
+from keras_danet import data, training
 from keras_danet.convert.mmseg import convert_mmseg_checkpoint
+from keras_danet.evaluation import evaluate
 from keras_danet.layers import ChannelAttention, PositionAttention
 from keras_danet.models import DANet, ResNetV1c
 from keras_danet.presets import PresetError, list_presets
@@ -14,5 +16,8 @@ __all__ = [
     "ResNetV1c",
     "__version__",
     "convert_mmseg_checkpoint",
+    "data",
+    "evaluate",
     "list_presets",
+    "training",
 ]

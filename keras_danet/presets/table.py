@@ -37,6 +37,8 @@ class Preset:
     checkpoint_file: str  # the released file's stem: old config name, date, hash suffix
     slide_crop: tuple | None = None
     slide_stride: tuple | None = None
+    # mmseg's test Resize(scale, keep_ratio=True): (long, short) edges to fit.
+    test_scale: tuple | None = None
     hub_repo: str | None = None  # defaults to keras-danet/<name>
     # A 40-hex commit once published (weights/publish.py prints it); "main" before that.
     hub_revision: str = "main"
@@ -79,6 +81,7 @@ class Preset:
             "test_mode": self.test_mode,
             "slide_crop": list(self.slide_crop) if self.slide_crop else None,
             "slide_stride": list(self.slide_stride) if self.slide_stride else None,
+            "test_scale": list(self.test_scale) if self.test_scale else None,
             "align_corners": self.align_corners,
             "miou": self.miou,
             "miou_ms_flip": self.miou_ms_flip,
@@ -114,6 +117,7 @@ def _cityscapes(depth, crop, iterations, stamp, miou, ms_flip=None):
         test_mode="slide" if large else "whole",
         slide_crop=(769, 769) if large else None,
         slide_stride=(513, 513) if large else None,
+        test_scale=(2049, 1025) if large else (2048, 1024),
         miou=miou,
         miou_ms_flip=ms_flip,
         mmseg_config=f"danet_r{depth}-d8_4xb2-{iterations}k_cityscapes-{crop_text}",
@@ -131,6 +135,7 @@ def _512(dataset, depth, iterations, stamp, miou, ms_flip):
         batch_size=16,
         align_corners=False,
         test_mode="whole",
+        test_scale=(2048, 512),
         miou=miou,
         miou_ms_flip=ms_flip,
         mmseg_config=f"danet_r{depth}-d8_4xb4-{iterations}k_{dataset.name}-512x512",

@@ -1,0 +1,218 @@
+"""Test-time inference as mmseg runs it: whole image, sliding window, multi-scale + flip.
+
+Functions of a model and one image (RGB, 0-255, `(H, W, 3)`), outside the model's graph,
+as mmseg's `slide_inference` and `SegTTAModel` are outside its network. Each returns logits
+or probabilities at the image's own size, `(H, W, classes)`, as NumPy.
+
+The image is first resized as mmseg's test pipeline does (`Resize(test_scale,
+keep_ratio=True)`, OpenCV bilinear), the logits are computed on that (whole, or window by
+window), then resized back bilinearly to the original size, where metrics are taken.
+"""
+
+import dataclasses
+
+import numpy as np
+
+from keras_danet.layers.bilinear_resize import resize_bilinear
+
+# mmseg's TTA ratios for every DANet config.
+MULTI_SCALE_RATIOS = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
+
+
+@dataclasses.dataclass(frozen=True)
+class InferenceSettings:
+    """How a set of weights is evaluated (mmseg's `test_cfg` and test resize).
+
+    Args:
+        mode: "whole", or "slide" over `crop`-sized windows every `stride` pixels.
+        crop, stride: `(height, width)` of the windows and of their steps (slide mode).
+        test_scale: mmseg's test `Resize` scale, `(long, short)` edges the image is resized
+            to fit, ratio kept (Cityscapes `(2048, 1024)`, ADE20K and VOC `(2048, 512)`);
+            None keeps the image's size.
+
+    Example:
+    >>> settings = InferenceSettings("slide", crop=(769, 769), stride=(513, 513))
+    """
+
+    mode: str = "whole"
+    crop: tuple | None = None
+    stride: tuple | None = None
+    test_scale: tuple | None = None
+
+    def __post_init__(self):
+        if self.mode not in ("whole", "slide"):
+            raise ValueError(f"mode must be 'whole' or 'slide', got {self.mode!r}.")
+        if self.mode == "slide" and not (self.crop and self.stride):
+            raise ValueError("slide mode needs crop=(height, width) and stride=(height, width).")
+        for name in ("crop", "stride", "test_scale"):
+            value = getattr(self, name)
+            if value is not None:
+                value = tuple(int(v) for v in value)
+                if len(value) != 2 or min(value) < 1:
+                    raise ValueError(f"{name} must be two positive integers, got {value}.")
+                object.__setattr__(self, name, value)
+
+    @classmethod
+    def of(cls, model, mode=None, crop=None, stride=None, test_scale=None):
+        """The settings of `model`'s preset (its metadata), each overridden where given."""
+        metadata = getattr(model, "preset_metadata", {}) or {}
+        if mode is None:
+            mode = metadata.get("test_mode", "whole")
+        if mode == "slide":
+            crop = crop or metadata.get("slide_crop")
+            stride = stride or metadata.get("slide_stride")
+        if test_scale is None:
+            test_scale = metadata.get("test_scale")
+        return cls(mode, crop, stride, test_scale)
+
+    def describe(self):
+        text = self.mode
+        if self.mode == "slide":
+            text += f" {self.crop[0]}x{self.crop[1]} every {self.stride[0]}x{self.stride[1]}"
+        if self.test_scale:
+            text += f", test scale {self.test_scale[0]}x{self.test_scale[1]}"
+        return text
+
+
+def _cv2():
+    from keras_danet.data.images import _cv2 as load
+
+    return load()
+
+
+def rescale(image, target):
+    """mmcv's `imrescale(image, target)`: the largest size within `target`, ratio kept."""
+    from keras_danet.data.augmentation import rescaled_size
+
+    height, width = rescaled_size(image.shape[0], image.shape[1], target)
+    if (height, width) == image.shape[:2]:
+        return image
+    cv2 = _cv2()
+    return cv2.resize(np.ascontiguousarray(image), (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def rescale_by(image, ratio):
+    """mmcv's `Resize(scale_factor=ratio, keep_ratio=True)`, as mmseg's TTA views use it."""
+    height, width = image.shape[:2]
+    return rescale(image, (int(width * ratio + 0.5), int(height * ratio + 0.5)))
+
+
+def _predict(model, batch):
+    return np.asarray(model.predict_on_batch(np.asarray(batch, np.float32)))
+
+
+def whole_logits(model, image):
+    """The model's logits for the whole image, at its size (the model resizes inside)."""
+    return _predict(model, image[None])[0]
+
+
+def window_boxes(height, width, crop, stride):
+    """mmseg's slide grid: `(top, bottom, left, right)` of each window, the last row and
+    column pulled back to end at the border; windows shrink to an image smaller than them."""
+    rows = max(height - crop[0] + stride[0] - 1, 0) // stride[0] + 1
+    columns = max(width - crop[1] + stride[1] - 1, 0) // stride[1] + 1
+    boxes = []
+    for row in range(rows):
+        for column in range(columns):
+            bottom = min(row * stride[0] + crop[0], height)
+            right = min(column * stride[1] + crop[1], width)
+            boxes.append((max(bottom - crop[0], 0), bottom, max(right - crop[1], 0), right))
+    return boxes
+
+
+def slide_logits(model, image, crop, stride, window_batch_size=2):
+    """mmseg's `slide_inference`: logits averaged over overlapping windows, at image size.
+
+    Each window's logits are resized (inside the model) to the window, summed onto a canvas
+    and divided by how many windows cover each pixel. Windows all have one size, so
+    `window_batch_size` of them run together (BatchNorm is per image at test time, so this
+    changes no number).
+    """
+    height, width = image.shape[:2]
+    boxes = window_boxes(height, width, crop, stride)
+    canvas, count = None, np.zeros((height, width, 1), np.float32)
+    for start in range(0, len(boxes), max(int(window_batch_size), 1)):
+        chunk = boxes[start : start + window_batch_size]
+        windows = np.stack([image[top:bottom, left:right] for top, bottom, left, right in chunk])
+        for (top, bottom, left, right), logits in zip(chunk, _predict(model, windows), strict=True):
+            if canvas is None:
+                canvas = np.zeros((height, width, logits.shape[-1]), np.float32)
+            canvas[top:bottom, left:right] += logits
+            count[top:bottom, left:right] += 1
+    return canvas / count
+
+
+def _resize_logits(logits, size, align_corners):
+    if tuple(logits.shape[:2]) == tuple(size):
+        return logits
+    from keras import ops
+
+    resized = resize_bilinear(logits[None], tuple(size), align_corners)
+    return np.asarray(ops.convert_to_numpy(resized))[0]
+
+
+def _logits_of_view(model, view, settings, window_batch_size):
+    if settings.mode == "slide":
+        return slide_logits(model, view, settings.crop, settings.stride, window_batch_size)
+    return whole_logits(model, view)
+
+
+def predict_logits(model, image, settings=None, window_batch_size=2):
+    """Logits at the image's size by mmseg's single-scale test: resize to the test scale,
+    whole or slide inference, resize back (bilinear, the model's `align_corners`)."""
+    settings = settings or InferenceSettings.of(model)
+    image = np.asarray(image)
+    view = rescale(image, settings.test_scale) if settings.test_scale else image
+    logits = _logits_of_view(model, view, settings, window_batch_size)
+    return _resize_logits(logits, image.shape[:2], model.align_corners)
+
+
+def softmax(logits):
+    shifted = logits - logits.max(-1, keepdims=True)
+    exponentials = np.exp(shifted)
+    return exponentials / exponentials.sum(-1, keepdims=True)
+
+
+def multi_scale_flip_probabilities(
+    model,
+    image,
+    settings=None,
+    ratios=MULTI_SCALE_RATIOS,
+    flip=True,
+    ratios_of="image",
+    window_batch_size=2,
+):
+    """mmseg's multi-scale + flip test (`SegTTAModel`): class probabilities at image size.
+
+    For each ratio, the image is resized (ratio kept, OpenCV bilinear) and, with `flip`,
+    also mirrored; each view's logits (whole or slide, as `settings`) are flipped back,
+    resized to the image's size, softmaxed, and the probabilities averaged.
+
+    `ratios_of="image"` scales the original image by each ratio, as mmseg 1.x does;
+    `ratios_of="test_scale"` resizes it to fit `settings.test_scale` x ratio, as mmseg 0.x
+    did when the published multi-scale numbers were computed (the same for 1024x2048
+    Cityscapes frames; different for ADE20K, VOC and the 769x769 configs).
+    """
+    settings = settings or InferenceSettings.of(model)
+    image = np.asarray(image)
+    if ratios_of not in ("image", "test_scale"):
+        raise ValueError(f"ratios_of must be 'image' or 'test_scale', got {ratios_of!r}.")
+    if ratios_of == "test_scale" and not settings.test_scale:
+        raise ValueError("ratios_of='test_scale' needs settings with a test_scale.")
+    total, views = None, 0
+    for ratio in ratios:
+        if ratios_of == "image":
+            view = rescale_by(image, ratio)
+        else:
+            long_edge, short_edge = settings.test_scale
+            view = rescale(image, (int(long_edge * ratio), int(short_edge * ratio)))
+        for mirrored in (False, True) if flip else (False,):
+            logits = _logits_of_view(
+                model, view[:, ::-1] if mirrored else view, settings, window_batch_size
+            )
+            if mirrored:
+                logits = logits[:, ::-1]
+            probabilities = softmax(_resize_logits(logits, image.shape[:2], model.align_corners))
+            total = probabilities if total is None else total + probabilities
+            views += 1
+    return total / views

@@ -1,0 +1,217 @@
+#!/usr/bin/env python
+"""Golden fixtures for keras_danet's test-time modes and metrics, made by mmseg 1.2.2.
+
+With the tiny mmseg checkpoints of tests/fixtures (loaded into mmseg's own DANet):
+
+  slide_*  `EncoderDecoder.slide_inference` on sizes the windows do not divide: 97x129 with
+           65x65 windows every 43 (the last row and column pulled back), and 50x70 with
+           align_corners, 33x41 windows every 17; the full-resolution logits.
+  tta_*    `SegTTAModel` over mmseg's own TestTimeAug pipeline (Resize(scale_factor=r,
+           keep_ratio=True) for r in 0.5 ... 1.75, no flip and flip) from a PNG file: every
+           view's logits after mmseg's postprocess (flipped back, resized to the image), the
+           averaged softmax, and the merged prediction.
+  metric_* `IoUMetric`: label maps and predictions of several sizes with a class absent
+           from both, a class predicted but absent, an all-255 image, and an ADE20K-style
+           label file read with LoadAnnotations(reduce_zero_label=True); its unrounded
+           per-class arrays and its rounded summary.
+
+Run in the mmseg venv (see mmseg_reference.py):
+    .venv-mmseg/bin/python tools/mmseg_inference_reference.py --out tests/fixtures/evaluation
+"""
+
+import argparse
+import json
+import os
+import sys
+from types import SimpleNamespace
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import mmseg_reference as reference  # noqa: E402  (mmcv._ext stub, mmseg scope)
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from mmcv.transforms import LoadImageFromFile, RandomFlip, Resize, TestTimeAug  # noqa: E402
+from mmengine.dataset import pseudo_collate  # noqa: E402
+from mmengine.structures import PixelData  # noqa: E402
+from mmseg.datasets.transforms import LoadAnnotations, PackSegInputs  # noqa: E402
+from mmseg.evaluation import IoUMetric  # noqa: E402
+from mmseg.models.segmentors import SegTTAModel  # noqa: E402
+from mmseg.structures import SegDataSample  # noqa: E402
+from PIL import Image  # noqa: E402
+
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures")
+TINY = dict(stem_channels=8, base_channels=4, head_channels=16, pam_channels=4, aux_channels=8)
+TTA_RATIOS = [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
+
+
+def load_model(fixture, num_classes, align_corners, test_cfg):
+    args = SimpleNamespace(depth=50, num_classes=num_classes, align_corners=align_corners, **TINY)
+    cfg = reference.build_config(args)
+    cfg.model.test_cfg = test_cfg
+    model = reference.build_model(cfg)
+    state = torch.load(os.path.join(FIXTURES, fixture, "checkpoint.pth"), weights_only=True)
+    model.load_state_dict(state["state_dict"], strict=True)
+    return model.eval()
+
+
+def rgb_image(height, width, seed):
+    """Smooth random RGB 0-255 (float), so that logits vary over the image."""
+    rng = np.random.RandomState(seed)
+    coarse = rng.uniform(0, 255, (height // 8 + 2, width // 8 + 2, 3))
+    rows = np.linspace(0, coarse.shape[0] - 1.001, height)
+    columns = np.linspace(0, coarse.shape[1] - 1.001, width)
+    image = coarse[rows.astype(int)][:, columns.astype(int)]
+    return (image + rng.normal(0, 20, image.shape)).clip(0, 255).astype(np.float32)
+
+
+def normalize(image, cfg):
+    mean = np.array(cfg.model.data_preprocessor.mean, np.float32)
+    std = np.array(cfg.model.data_preprocessor.std, np.float32)
+    return torch.from_numpy(((image - mean) / std).transpose(2, 0, 1)[None].copy())
+
+
+@torch.no_grad()
+def slide_cases(arrays, cases):
+    specs = [
+        ("slide_0", "danet_r50_tiny", 19, False, (97, 129), (65, 65), (43, 43)),
+        ("slide_1", "danet_r50_tiny_align_corners", 5, True, (50, 70), (33, 41), (17, 17)),
+    ]
+    for name, fixture, classes, align, size, crop, stride in specs:
+        test_cfg = dict(mode="slide", crop_size=crop, stride=stride)
+        model = load_model(fixture, classes, align, test_cfg)
+        image = rgb_image(*size, seed=len(name) + size[0])
+        cfg = SimpleNamespace(
+            model=SimpleNamespace(
+                data_preprocessor=SimpleNamespace(
+                    mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375]
+                )
+            )
+        )
+        metas = [dict(img_shape=size, ori_shape=size, pad_shape=size)]
+        logits = model.slide_inference(normalize(image, cfg), metas)
+        arrays[f"{name}_image"] = image
+        arrays[f"{name}_logits"] = logits[0].numpy().transpose(1, 2, 0)
+        cases[name] = dict(
+            fixture=fixture, crop=list(crop), stride=list(stride), align_corners=align
+        )
+
+
+@torch.no_grad()
+def tta_case(arrays, cases, out):
+    model = load_model("danet_r50_tiny", 19, False, dict(mode="whole"))
+    image = rgb_image(45, 61, seed=9).round().astype(np.uint8)
+    path = os.path.join(out, "tta_image.png")
+    Image.fromarray(image).save(path)
+    pipeline = [
+        LoadImageFromFile(),
+        TestTimeAug(
+            transforms=[
+                [Resize(scale_factor=r, keep_ratio=True) for r in TTA_RATIOS],
+                [
+                    RandomFlip(prob=0.0, direction="horizontal"),
+                    RandomFlip(prob=1.0, direction="horizontal"),
+                ],
+                [PackSegInputs()],
+            ]
+        ),
+    ]
+    results = {"img_path": path}
+    for transform in pipeline:
+        results = transform(results)
+    data = pseudo_collate([results])
+    tta = SegTTAModel(module=model)
+    merged = tta.test_step(data)[0].pred_sem_seg.data[0].numpy()
+    views, shapes = [], []
+    for index in range(len(data["inputs"])):
+        view = {key: value[index] for key, value in data.items()}
+        sample = model.test_step(view)[0]
+        views.append(sample.seg_logits.data.numpy().transpose(1, 2, 0))
+        shapes.append(list(view["inputs"][0].shape[1:]))
+    logits = np.stack(views)
+    probabilities = torch.from_numpy(logits).softmax(-1).mean(0).numpy()
+    arrays.update(
+        tta_image=image, tta_probabilities=probabilities, tta_prediction=merged.astype(np.uint8)
+    )
+    cases["tta"] = dict(
+        ratios=TTA_RATIOS, flips=[False, True], view_shapes=shapes, file="tta_image.png"
+    )
+
+
+def metric_cases(arrays, cases, out):
+    rng = np.random.RandomState(4)
+    # Classes 0-3 labelled everywhere, 4-5 only in the ADE20K-style map, 6 predicted once
+    # but never labelled (IoU 0, accuracy NaN), 7 nowhere (both NaN).
+    classes = 8
+    labels, predictions = [], []
+    for index, (height, width) in enumerate([(20, 30), (33, 17), (25, 25), (8, 40)]):
+        label = rng.randint(0, 4, (height, width))
+        label[rng.rand(height, width) < 0.1] = 255
+        prediction = np.where(rng.rand(height, width) < 0.7, label, rng.randint(0, 5, label.shape))
+        prediction[prediction == 255] = 0
+        if index == 0:
+            prediction[0, 0] = 6
+        if index == 2:
+            label[:] = 255  # an image with nothing labelled
+        labels.append(label.astype(np.uint8))
+        predictions.append(prediction.astype(np.uint8))
+    # ADE20K-style raw labels (0 = other), read by mmseg with reduce_zero_label.
+    raw = rng.randint(0, 7, (19, 23)).astype(np.uint8)
+    raw_path = os.path.join(out, "metric_raw_label.png")
+    Image.fromarray(raw).save(raw_path)
+    loaded = LoadAnnotations(reduce_zero_label=True)(
+        {"seg_map_path": raw_path, "reduce_zero_label": True, "seg_fields": []}
+    )["gt_seg_map"]
+    labels.append(loaded)
+    predictions.append(rng.randint(0, 6, raw.shape).astype(np.uint8))
+
+    metric = IoUMetric(iou_metrics=["mIoU"])
+    metric.dataset_meta = {"classes": [f"class_{i}" for i in range(classes)]}
+    samples = []
+    for label, prediction in zip(labels, predictions, strict=True):
+        sample = SegDataSample()
+        sample.gt_sem_seg = PixelData(data=torch.from_numpy(label[None].astype(np.int64)))
+        sample.pred_sem_seg = PixelData(data=torch.from_numpy(prediction[None].astype(np.int64)))
+        samples.append(sample.to_dict())
+    metric.process({}, samples)
+    totals = [sum(parts) for parts in zip(*metric.results, strict=True)]
+    unrounded = IoUMetric.total_area_to_metrics(*totals, ["mIoU"])
+    summary = metric.compute_metrics(metric.results)
+    for index, (label, prediction) in enumerate(zip(labels, predictions, strict=True)):
+        arrays[f"metric_label_{index}"] = label
+        arrays[f"metric_prediction_{index}"] = prediction
+    arrays.update(
+        metric_iou=unrounded["IoU"],
+        metric_acc=unrounded["Acc"],
+        metric_aacc=np.float64(unrounded["aAcc"]),
+    )
+    cases["metric"] = dict(
+        num_classes=classes,
+        images=len(labels),
+        raw_label_file="metric_raw_label.png",
+        raw_label_index=len(labels) - 1,
+        summary={k: float(v) for k, v in summary.items()},
+    )
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", default="evaluation_fixture")
+    out = parser.parse_args().out
+    os.makedirs(out, exist_ok=True)
+    torch.set_num_threads(1)
+    arrays, cases = {}, {}
+    slide_cases(arrays, cases)
+    tta_case(arrays, cases, out)
+    metric_cases(arrays, cases, out)
+    if reference.STUB_CALLS:
+        sys.exit(f"mmcv._ext stubs were called ({reference.stubs_called()}); nothing written")
+    np.savez_compressed(os.path.join(out, "reference.npz"), **arrays)
+    with open(os.path.join(out, "cases.json"), "w") as file:
+        json.dump(cases, file, indent=1)
+    print(
+        f"{sorted(cases)} -> {out}; metric summary {cases['metric']['summary']}; "
+        f"stub_calls={reference.stubs_called()}"
+    )
+
+
+if __name__ == "__main__":
+    main()
