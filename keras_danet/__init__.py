@@ -1,6 +1,6 @@
 """keras-danet: DANet (Dual Attention Network) for Keras 3, faithful to mmsegmentation."""
 
-from keras_danet import data, training
+from keras_danet import config, data, training
 from keras_danet.convert.mmseg import convert_mmseg_checkpoint
 from keras_danet.evaluation import evaluate
 from keras_danet.layers import ChannelAttention, PositionAttention
@@ -15,6 +15,7 @@ __all__ = [
     "PresetError",
     "ResNetV1c",
     "__version__",
+    "config",
     "convert_mmseg_checkpoint",
     "data",
     "evaluate",

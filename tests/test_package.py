@@ -14,8 +14,12 @@ def test_public_api_is_small():
             "PresetError",
             "ResNetV1c",
             "__version__",
+            "config",
             "convert_mmseg_checkpoint",
+            "data",
+            "evaluate",
             "list_presets",
+            "training",
         ]
     )
 

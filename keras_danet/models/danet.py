@@ -7,6 +7,7 @@ from keras import ops
 from keras.src.losses.loss import scale_loss_for_distribution
 
 from keras_danet.layers import BilinearResize
+from keras_danet.models.graph_execution import FreeingFunctional
 from keras_danet.models.heads import da_head, main_classifier, training_heads
 from keras_danet.models.resnet_v1c import ResNetV1c
 from keras_danet.presets.table import PRESETS
@@ -19,7 +20,7 @@ CLASSIFIER_LAYERS = ("classifier", "pam_classifier", "cam_classifier", "aux_clas
 
 
 @keras.saving.register_keras_serializable(package="keras_danet")
-class DANet(keras.Model):
+class DANet(FreeingFunctional, keras.Model):
     """Dual Attention Network (Fu et al., CVPR 2019), exactly as mmsegmentation builds it.
 
     Takes RGB images, float 0-255, NHWC, of any size; the mmseg normalisation happens inside.

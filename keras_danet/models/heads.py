@@ -2,7 +2,7 @@
 
 import keras
 
-from keras_danet.layers import ChannelAttention, PositionAttention
+from keras_danet.layers import ChannelAttention, Conv2D, PositionAttention
 from keras_danet.models.resnet_v1c import batch_norm, conv
 
 
@@ -28,7 +28,7 @@ def classifier(x, num_classes, dropout, name, initializer=None):
     initializer = initializer or _torch_default_initializer()
     prefix = name.removesuffix("classifier")
     x = keras.layers.SpatialDropout2D(dropout, name=f"{prefix}dropout")(x)
-    return keras.layers.Conv2D(num_classes, 1, kernel_initializer=initializer, name=name)(x)
+    return Conv2D(num_classes, 1, kernel_initializer=initializer, name=name)(x)
 
 
 def da_head(features, channels, key_channels, synchronized=False):

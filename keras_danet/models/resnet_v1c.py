@@ -3,6 +3,8 @@
 import keras
 
 from keras_danet.layers.batch_normalization import TorchBatchNormalization
+from keras_danet.layers.conv2d import Conv2D
+from keras_danet.models.graph_execution import FreeingFunctional
 
 # Bottleneck blocks per stage.
 STAGE_BLOCKS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
@@ -41,7 +43,7 @@ def conv(x, filters, kernel_size, name, strides=1, dilation=1):
     if strides > 1 and kernel_size > 1:
         x = keras.layers.ZeroPadding2D(dilation * (kernel_size // 2), name=f"{name}_pad")(x)
         padding = "valid"
-    return keras.layers.Conv2D(
+    return Conv2D(
         filters,
         kernel_size,
         strides=strides,
@@ -72,7 +74,7 @@ def _bottleneck(x, planes, strides, dilation, name, synchronized):
 
 
 @keras.saving.register_keras_serializable(package="keras_danet")
-class ResNetV1c(keras.Model):
+class ResNetV1c(FreeingFunctional, keras.Model):
     """Dilated ResNet-V1c, the backbone of every mmseg DANet checkpoint.
 
     A deep stem (three 3x3 convs, `stem_channels // 2`, `stem_channels // 2`, `stem_channels`)

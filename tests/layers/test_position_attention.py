@@ -158,3 +158,66 @@ def test_gradients_match_float64_finite_differences():
     assert_gradients_close(
         backend_gradients(backend_loss, arrays), numerical_gradients(numpy_loss, arrays)
     )
+
+
+@pytest.mark.parametrize("implementation", ["naive", "chunked", "fused"])
+def test_every_implementation_gives_the_same_outputs_and_gradients(implementation):
+    # 5x7 = 35 positions in blocks of 8: four whole blocks and a padded one.
+    layer = _randomized_layer(12, 3, gamma=0.7, implementation=implementation, query_chunk_size=8)
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(2, 5, 7, 12)).astype("float32")
+    expected = numpy_position_attention(x, *_numpy_weights(layer))
+    np.testing.assert_allclose(to_numpy(layer(x)), expected, rtol=1e-5, atol=1e-5)
+
+    cotangent = rng.normal(size=x.shape).astype("float32")
+    variables = layer.trainable_variables
+
+    def backend_loss(inputs, *values):
+        outputs, _ = layer.stateless_call(list(values), [], inputs)
+        return keras.ops.sum(keras.ops.multiply(outputs, cotangent))
+
+    naive = _randomized_layer(12, 3, gamma=0.7, implementation="naive")
+    arrays = [x] + [to_numpy(v) for v in variables]
+    naive_gradients = backend_gradients(
+        lambda inputs, *values: keras.ops.sum(
+            keras.ops.multiply(naive.stateless_call(list(values), [], inputs)[0], cotangent)
+        ),
+        arrays,
+    )
+    assert_gradients_close(backend_gradients(backend_loss, arrays), naive_gradients, rtol=5e-4)
+
+
+def test_chunked_attention_on_unknown_sizes_in_a_compiled_model():
+    inputs = keras.Input((None, None, 8))
+    layer = _randomized_layer(8, 2, gamma=0.5, implementation="chunked", query_chunk_size=16)
+    model = keras.Model(inputs, layer(inputs))
+    model.compile(jit_compile=keras.backend.backend() != "torch")
+    naive = _randomized_layer(8, 2, gamma=0.5, implementation="naive")
+    for shape in [(1, 9, 11, 8), (2, 4, 3, 8)]:
+        x = np.random.default_rng(0).normal(size=shape).astype("float32")
+        np.testing.assert_allclose(
+            model.predict(x, verbose=0), to_numpy(naive(x)), rtol=1e-5, atol=1e-5
+        )
+
+
+def test_attention_rows_of_chosen_queries():
+    layer = _randomized_layer(8, 4, gamma=0.5)
+    x = np.random.default_rng(0).normal(size=(1, 4, 6, 8)).astype("float32")
+    rows = to_numpy(layer.attention_for(x, [0, 13, 23]))
+    np.testing.assert_allclose(rows, to_numpy(layer.attention_scores(x))[:, [0, 13, 23]], atol=1e-6)
+
+
+def test_global_switch_and_bad_names(monkeypatch):
+    from keras_danet import config
+
+    layer = PositionAttention(4)
+    assert layer.resolved_implementation() == "chunked"
+    config.set_attention_implementation("naive")
+    try:
+        assert layer.resolved_implementation() == "naive"
+    finally:
+        config.set_attention_implementation(None)
+    monkeypatch.setenv("KERAS_DANET_ATTENTION", "fused")
+    assert layer.resolved_implementation() == "fused"
+    with pytest.raises(ValueError, match="implementation"):
+        PositionAttention(4, implementation="flash")
