@@ -1,5 +1,5 @@
 # Two commands do everything, each setting up the project's own virtual environment:
-#   make demo   segment an image and write demo.png
+#   make demo   keras-danet demo: segment generated scenes offline, write overlay and attention PNGs
 #   make test   run the whole test suite once per Keras backend (tensorflow, jax, torch)
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml .ci/constraints.txt
 	touch $@
 
 demo: $(STAMP)
-	KERAS_BACKEND=$${KERAS_BACKEND:-jax} $(PY) examples/demo.py --output demo.png
+	KERAS_BACKEND=$${KERAS_BACKEND:-jax} $(VENV)/bin/keras-danet demo --out keras_danet_demo
 
 test: $(STAMP)
 	@set -euo pipefail; \
@@ -52,4 +52,4 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix . && $(VENV)/bin/ruff format .
 
 clean:
-	rm -rf $(VENV) .cache demo.png
+	rm -rf $(VENV) .cache keras_danet_demo

@@ -57,3 +57,47 @@ def append_report(path, title, command, body):
                 "benchmarks/README.md), appended by it; the newest is last.\n"
             )
         file.write(section)
+
+
+def measure(command, backend=None, python=None, timeout=3600):
+    """Runs `keras_side.py` (with KERAS_BACKEND=`backend`) or `mmseg_side.py` (with the mmseg
+    venv's `python`) in a fresh process; returns its RESULT dict, or {"error": ...}."""
+    import json
+    import subprocess
+    import sys
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    script = "mmseg_side.py" if python else "keras_side.py"
+    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    if backend:
+        environment["KERAS_BACKEND"] = backend
+    result = subprocess.run(
+        [python or sys.executable, os.path.join(here, script), *command],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=timeout,
+    )
+    for line in result.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT ") :])
+    tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
+    return {"error": " | ".join(tail)[-300:]}
+
+
+def mmseg_python():
+    """The mmseg venv's interpreter (tools/make_fixtures.sh creates .venv-mmseg)."""
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+    path = os.environ.get("MMSEG_PYTHON") or os.path.join(root, ".venv-mmseg", "bin", "python")
+    if not os.path.exists(path):
+        raise SystemExit(
+            f"No mmseg interpreter at {path}: run `bash tools/make_fixtures.sh` once (it "
+            "creates .venv-mmseg), or set MMSEG_PYTHON."
+        )
+    return path
+
+
+def ratio(value, reference):
+    if reference is None or value is None or "error" in (value, reference):
+        return "–"
+    return f"{value / reference:.2f}"

@@ -216,3 +216,38 @@ def multi_scale_flip_probabilities(
             total = probabilities if total is None else total + probabilities
             views += 1
     return total / views
+
+
+def segment(
+    model,
+    images,
+    settings=None,
+    multi_scale=False,
+    ratios=MULTI_SCALE_RATIOS,
+    flip=True,
+    ratios_of="image",
+    window_batch_size=2,
+    progress=False,
+):
+    """Class maps at each image's own size; see `DANet.segment`."""
+    from tqdm.auto import tqdm
+
+    from keras_danet.image_conversion import as_rgb
+
+    settings = settings or InferenceSettings.of(model)
+    single = not isinstance(images, (list, tuple)) and not (
+        isinstance(images, np.ndarray) and images.ndim == 4
+    )
+    items = [images] if single else list(images)
+    dtype = np.uint8 if model.num_classes <= 256 else np.int32
+    maps = []
+    for index, item in enumerate(tqdm(items, desc="segmenting", disable=not progress)):
+        image = as_rgb(item, name=item if isinstance(item, str) else f"image {index}")
+        if multi_scale:
+            scores = multi_scale_flip_probabilities(
+                model, image, settings, ratios, flip, ratios_of, window_batch_size
+            )
+        else:
+            scores = predict_logits(model, image, settings, window_batch_size)
+        maps.append(scores.argmax(-1).astype(dtype))
+    return maps[0] if single else maps

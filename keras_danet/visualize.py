@@ -1,15 +1,47 @@
-"""Pictures of segmentations: colour maps and overlays (NumPy in, NumPy out)."""
+"""Pictures: coloured class maps, overlays with a legend, and DANet's attention maps.
+
+NumPy in, uint8 RGB arrays out; `save_png` writes any of them (Pillow). The attention
+pictures follow the paper's Figure 3: for a query point, where position attention looks;
+for a channel, the channel-attention-enhanced feature map.
+
+Example:
+>>> labels = model.segment("street.png")
+>>> image = keras_danet.image_conversion.as_rgb("street.png")
+>>> save_png("overlay.png", overlay_with_legend(image, labels, palette, class_names))
+"""
+
+import os
+import tempfile
 
 import numpy as np
 
+IGNORE_INDEX = 255
 
-def colorize(labels, palette, ignore_index=255):
+
+def default_palette(num_classes):
+    """mmseg's colours for a dataset without a palette (RandomState(42))."""
+    return [
+        tuple(int(v) for v in c)
+        for c in np.random.RandomState(42).randint(0, 255, (num_classes, 3))
+    ]
+
+
+def palette_and_names(model, num_classes=None):
+    """The palette and class names of a model's preset, or mmseg's defaults."""
+    metadata = getattr(model, "preset_metadata", {}) or {}
+    num_classes = num_classes or model.num_classes
+    palette = metadata.get("palette") or default_palette(num_classes)
+    names = metadata.get("class_names") or [f"class {i}" for i in range(num_classes)]
+    return [tuple(color) for color in palette], list(names)
+
+
+def colorize(labels, palette, ignore_index=IGNORE_INDEX):
     """Maps a (H, W) class map to a (H, W, 3) uint8 RGB picture with `palette[class]`.
 
     Pixels equal to `ignore_index` (or outside the palette) are black.
 
     Example:
-    >>> colors = colorize(logits.argmax(-1)[0], palette)
+    >>> colors = colorize(model.segment("street.png"), palette)
     """
     labels = np.asarray(labels)
     palette = np.asarray(palette, dtype=np.uint8).reshape(-1, 3)
@@ -19,11 +51,173 @@ def colorize(labels, palette, ignore_index=255):
     return picture
 
 
-def overlay(image, labels, palette, alpha=0.5, ignore_index=255):
+def overlay(image, labels, palette, alpha=0.5, ignore_index=IGNORE_INDEX):
     """Blends the colour map of `labels` over an RGB `image` (0-255); returns uint8 RGB."""
     image = np.asarray(image, dtype=np.float32)
     if image.shape[:2] != np.shape(labels):
         raise ValueError(f"image is {image.shape[:2]} but labels are {np.shape(labels)}.")
+    if not 0 <= alpha <= 1:
+        raise ValueError(f"alpha must be within 0-1, got {alpha}.")
     colors = colorize(labels, palette, ignore_index).astype(np.float32)
     blended = (1 - alpha) * image + alpha * colors
     return np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+
+
+def legend(class_names, palette, classes=None, row_height=18, width=180):
+    """A column of colour swatches and class names (uint8 RGB), for `classes` or all."""
+    from PIL import Image, ImageDraw
+
+    classes = list(range(len(class_names))) if classes is None else list(classes)
+    picture = Image.new("RGB", (width, max(1, len(classes)) * row_height + 4), (255, 255, 255))
+    draw = ImageDraw.Draw(picture)
+    for row, index in enumerate(classes):
+        top = 2 + row * row_height
+        draw.rectangle(
+            [4, top + 2, 4 + row_height - 4, top + row_height - 2],
+            fill=tuple(int(v) for v in palette[index]),
+            outline=(0, 0, 0),
+        )
+        draw.text((row_height + 6, top + 3), f"{index} {class_names[index]}", fill=(0, 0, 0))
+    return np.asarray(picture)
+
+
+def overlay_with_legend(image, labels, palette, class_names, alpha=0.5):
+    """The overlay, and beside it a legend of the classes present (uint8 RGB)."""
+    blended = overlay(image, labels, palette, alpha)
+    present = [c for c in np.unique(labels) if c != IGNORE_INDEX and c < len(class_names)]
+    key = legend(class_names, palette, present)
+    height = max(blended.shape[0], key.shape[0])
+    canvas = np.full((height, blended.shape[1] + key.shape[1], 3), 255, np.uint8)
+    canvas[: blended.shape[0], : blended.shape[1]] = blended
+    canvas[: key.shape[0], blended.shape[1] :] = key
+    return canvas
+
+
+def save_png(path, picture):
+    """Writes an RGB (or grayscale) uint8 array as PNG; a temporary file renamed into place."""
+    from PIL import Image
+
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    descriptor, partial = tempfile.mkstemp(prefix=".picture.", suffix=".png", dir=folder)
+    os.close(descriptor)
+    try:
+        Image.fromarray(np.asarray(picture, np.uint8)).save(partial, format="PNG")
+        os.replace(partial, path)
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)
+    return path
+
+
+def save_label_png(path, labels, palette):
+    """Writes a class map as a palette PNG: its values are the class indices (what mmseg's
+    dataset readers and keras_danet.data read back), and viewers show the colours."""
+    from PIL import Image
+
+    labels = np.asarray(labels)
+    if labels.max(initial=0) > 255:
+        raise ValueError("A palette PNG holds at most 256 classes; save the array instead.")
+    picture = Image.fromarray(labels.astype(np.uint8), mode="P")
+    flat = [int(v) for color in palette for v in color][: 256 * 3]
+    picture.putpalette(flat + [0] * (256 * 3 - len(flat)))
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    partial = path + ".partial.png"
+    picture.save(partial)
+    os.replace(partial, path)
+    return path
+
+
+def _attention_features(model, image):
+    """PAM's input and CAM's output for one image, at the backbone's output stride."""
+    import keras
+
+    pam, cam = model.get_layer("pam"), model.get_layer("cam")
+    probe = keras.Model(model.input, [pam.input, cam.output])
+    features, enhanced = probe.predict_on_batch(np.asarray(image, np.float32)[None])
+    return pam, np.asarray(features), np.asarray(enhanced)
+
+
+def feature_position(point, image_shape, feature_shape):
+    """The feature-map cell `(row, column)` of an image point `(y, x)`."""
+    y, x = point
+    if not (0 <= y < image_shape[0] and 0 <= x < image_shape[1]):
+        raise ValueError(
+            f"The point {point} is outside the {image_shape[0]}x{image_shape[1]} image."
+        )
+    return (
+        min(int(y * feature_shape[0] / image_shape[0]), feature_shape[0] - 1),
+        min(int(x * feature_shape[1] / image_shape[1]), feature_shape[1] - 1),
+    )
+
+
+def position_attention_map(model, image, point):
+    """Where DANet's position attention looks from an image `point` (y, x).
+
+    Returns `(attention, cell)`: the attention row of that query as a map over the feature
+    grid (it sums to 1), and the query's cell in that grid.
+    """
+    pam, features, _ = _attention_features(model, image)
+    rows, columns = features.shape[1:3]
+    cell = feature_position(point, np.shape(image)[:2], (rows, columns))
+    from keras import ops
+
+    attention = pam.attention_for(features, [cell[0] * columns + cell[1]])
+    return np.asarray(ops.convert_to_numpy(attention)).reshape(rows, columns), cell
+
+
+def channel_attention_map(model, image, channel):
+    """Channel `channel` of the channel-attention-enhanced features (the CAM's output)."""
+    _, _, enhanced = _attention_features(model, image)
+    if not 0 <= channel < enhanced.shape[-1]:
+        raise ValueError(f"channel must be within 0-{enhanced.shape[-1] - 1}, got {channel}.")
+    return enhanced[0, :, :, channel]
+
+
+def heatmap(values, size, colormap="jet"):
+    """A map resized bilinearly to `size` (H, W), scaled to 0-1, coloured (uint8 RGB)."""
+    from matplotlib import colormaps
+    from PIL import Image
+
+    resized = Image.fromarray(np.asarray(values, np.float32), mode="F")
+    resized = np.asarray(resized.resize((size[1], size[0]), Image.Resampling.BILINEAR))
+    low, high = float(resized.min()), float(resized.max())
+    scaled = (resized - low) / (high - low) if high > low else np.zeros_like(resized)
+    return (colormaps[colormap](scaled)[..., :3] * 255 + 0.5).astype(np.uint8)
+
+
+def attention_figure(image, attention, point, channel_map=None, channel=None, title=""):
+    """The paper's Figure 3 for one image: the image with the query point, the position
+    attention over it, and optionally a channel map. Returns a uint8 RGB picture."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    image = np.asarray(image)
+    panels = 3 if channel_map is not None else 2
+    figure, axes = plt.subplots(
+        1, panels, figsize=(4.2 * panels, 4.2 * image.shape[0] / image.shape[1] + 0.6)
+    )
+    axes[0].imshow(image.astype(np.uint8))
+    axes[0].set_title("image and query point")
+    blended = 0.45 * image + 0.55 * heatmap(attention, image.shape[:2])
+    axes[1].imshow(np.clip(blended, 0, 255).astype(np.uint8))
+    axes[1].set_title("position attention")
+    for axis in axes[:2]:
+        axis.plot(point[1], point[0], marker="+", color="white", markersize=16, mew=3)
+        axis.plot(point[1], point[0], marker="+", color="black", markersize=12, mew=1.5)
+    if channel_map is not None:
+        axes[2].imshow(heatmap(channel_map, image.shape[:2], colormap="viridis"))
+        axes[2].set_title(f"channel attention, channel {channel}")
+    for axis in axes:
+        axis.set_axis_off()
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    figure.canvas.draw()
+    picture = np.asarray(figure.canvas.buffer_rgba())[..., :3].copy()
+    plt.close(figure)
+    return picture

@@ -289,6 +289,41 @@ class DANet(FreeingFunctional, keras.Model):
         callbacks = [SetPolyHorizon(), *(callbacks or [])]
         return super().fit(x, y, batch_size, epochs, verbose, callbacks, **kw)
 
+    def segment(
+        self,
+        images,
+        *,
+        mode=None,
+        crop=None,
+        stride=None,
+        test_scale=None,
+        multi_scale=False,
+        ratios=(0.5, 0.75, 1.0, 1.25, 1.5, 1.75),
+        flip=True,
+        progress=False,
+    ):
+        """Class maps of images, each at its own original resolution.
+
+        `images` is one image or a list: file paths, PIL images or arrays (RGB, grayscale or
+        RGBA; uint8, 16-bit, or floats 0-255), each of any size, or a 4-D batch. Each is
+        segmented with this preset's test mode (whole image, or sliding windows with its crop
+        and stride, after its test resize), as mmseg evaluated it; `mode`, `crop`, `stride`
+        and `test_scale` override that. `multi_scale=True` averages the class probabilities
+        over mmseg's scales (and their mirror images with `flip`).
+
+        Returns a `(H, W)` uint8 class map for one image, or a list of them.
+
+        Example:
+        >>> labels = model.segment("street.png")                 # (H, W) class indices
+        >>> labels = model.segment(["a.jpg", "b.jpg"], multi_scale=True)
+        """
+        from keras_danet import inference
+
+        settings = inference.InferenceSettings.of(self, mode, crop, stride, test_scale)
+        return inference.segment(
+            self, images, settings, multi_scale, ratios, flip, progress=progress
+        )
+
     @classmethod
     def from_preset(cls, handle, *, num_classes=None, mirror=None, cache_dir=None, progress=True):
         """Builds a DANet with pretrained weights.

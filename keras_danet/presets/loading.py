@@ -12,7 +12,14 @@ import keras
 
 from keras_danet.presets.files import PresetError, download, sha256_file
 from keras_danet.presets.saving import CONFIG_FILE, METADATA_FILE, WEIGHTS_FILE, save_to_preset
-from keras_danet.presets.table import PRESETS, Preset, checkpoint_url, unknown_preset_message
+from keras_danet.presets.table import (
+    BUNDLED_PRESETS,
+    PRESETS,
+    Preset,
+    bundled_preset_folder,
+    checkpoint_url,
+    unknown_preset_message,
+)
 
 logger = logging.getLogger("keras_danet")
 
@@ -62,6 +69,9 @@ def resolve_preset(handle, mirror=None, cache_dir=None, progress=True):
         return handle, False
     if handle in PRESETS:
         return _resolve_named(PRESETS[handle], mirror, cache_dir, progress)
+    if handle in BUNDLED_PRESETS:
+        logger.info("Preset %s: bundled with keras_danet", handle)
+        return bundled_preset_folder(handle), False
     if os.sep in handle or handle.startswith((".", "~")):
         hint = ""
         if handle.count("/") == 1 and not handle.startswith((".", "~", "/")):

@@ -6,6 +6,7 @@
 import collections.abc
 import dataclasses
 import difflib
+import os
 import types
 
 from keras_danet.dataset_info import ADE20K, CITYSCAPES, VOC12AUG, DatasetInfo
@@ -199,8 +200,17 @@ class PresetTable(collections.abc.Mapping):
         return len(self._presets)
 
 
+# Presets shipped inside the package, trained by weights/train_demo_preset.py: no download.
+BUNDLED_PRESETS = {"danet_demo_shapes": "Synthetic street scenes, 4 classes, R50 at 1/16 width"}
+BUNDLED_FOLDER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bundled")
+
+
+def bundled_preset_folder(name):
+    return os.path.join(BUNDLED_FOLDER, name)
+
+
 def unknown_preset_message(name):
-    known = list(ALIASES) + list(PRESETS.keys())
+    known = list(ALIASES) + list(PRESETS.keys()) + list(BUNDLED_PRESETS)
     close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.5)
     hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
     return (
@@ -213,13 +223,14 @@ PRESETS = PresetTable(_PRESETS)
 
 
 def list_presets(include_aliases=True):
-    """Names of the presets: the 16 full names, then the 6 short aliases.
+    """Names of the presets: the 16 mmseg checkpoints, the bundled demo, then the 6 aliases.
 
     Example:
     >>> keras_danet.list_presets()[:2]
     ['danet_r50_d8_cityscapes_512x1024_40k', 'danet_r101_d8_cityscapes_512x1024_40k']
     """
-    return list(PRESETS.keys()) + (list(ALIASES) if include_aliases else [])
+    names = list(PRESETS.keys()) + list(BUNDLED_PRESETS)
+    return names + (list(ALIASES) if include_aliases else [])
 
 
 def markdown_table():

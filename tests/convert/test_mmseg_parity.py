@@ -98,3 +98,27 @@ def test_every_weight_comes_from_the_checkpoint(converted):
         not np.allclose(to_numpy(a), to_numpy(b))
         for a, b in zip(model.weights, fresh.weights, strict=True)
     )
+
+
+# Measured max|diff| / std against mmseg's float32 logits on the three fixtures, all
+# backends: bfloat16 up to 0.07 (8 bits of mantissa through 50-100 layers), float16 up to
+# 0.01. The bounds leave room above those; a wrong cast (attention in 16 bits) exceeds them.
+MIXED_PRECISION_BOUNDS = {"mixed_bfloat16": 0.15, "mixed_float16": 0.03}
+
+
+@pytest.mark.parametrize("policy", sorted(MIXED_PRECISION_BOUNDS))
+def test_mixed_precision_logits_stay_close_to_mmseg(policy):
+    name = "danet_r50_tiny"
+    converted = convert_mmseg_checkpoint(fixture_path(name))
+    reference = np.load(fixture_path(name, "reference.npz"))
+    keras.config.set_dtype_policy(policy)
+    mixed = DANet.from_config(converted.get_config())
+    keras.config.set_dtype_policy("float32")
+    mixed.set_weights(converted.get_weights())
+    assert mixed.get_layer("pam").compute_dtype == policy.removeprefix("mixed_")
+    logits = mixed.predict(reference["input_rgb_0_255_nhwc"], verbose=0)
+    assert logits.dtype == np.float32 and np.isfinite(logits).all()
+    expected = reference["seg_logits_fullres"]
+    difference = np.abs(_nchw(logits) - expected).max() / expected.std()
+    print(f"{keras.backend.backend()} {policy}: max|diff| / std = {difference:.4f}")
+    assert difference <= MIXED_PRECISION_BOUNDS[policy]

@@ -1,0 +1,314 @@
+"""`keras-danet`: segment images, evaluate, convert checkpoints, look at attention, from a shell.
+
+    keras-danet demo                                  # offline, under a minute on a CPU
+    keras-danet predict street.png --preset danet_r50_cityscapes --out out/ --overlay
+    keras-danet evaluate --preset danet_r101_cityscapes --dataset cityscapes \
+        --data-root data/cityscapes
+    keras-danet attention street.png --point 300,600 --out attention.png
+    keras-danet convert danet_r50-d8_512x1024_40k_cityscapes.pth my_preset/
+    keras-danet presets
+    keras-danet check-data --dataset ade20k --data-root data/ade/ADEChallengeData2016
+
+`--backend` (or $KERAS_BACKEND) picks TensorFlow, JAX or PyTorch. Exit status: 0 on
+success, 2 with a one-line reason on bad input, 1 if `check-data` finds problems.
+"""
+
+import argparse
+import os
+import sys
+
+DATASETS = ("cityscapes", "ade20k", "voc12aug", "folder")
+
+
+def _parser():
+    parser = argparse.ArgumentParser(
+        prog="keras-danet",
+        description="DANet semantic segmentation (Keras 3; TensorFlow, JAX or PyTorch).",
+        epilog="Each command has its own --help.",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=("tensorflow", "jax", "torch"),
+        help="Keras backend (default: $KERAS_BACKEND, else Keras' default)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = commands.add_parser("demo", help="segment generated scenes with the bundled preset")
+    demo.add_argument("--out", default="keras_danet_demo", help="folder for the PNGs")
+    demo.add_argument("--images", type=int, default=32, help="held-out scenes to score")
+
+    predict = commands.add_parser("predict", help="segment images; write class maps as PNG")
+    predict.add_argument("images", nargs="+", help="image files")
+    predict.add_argument("--preset", default="danet_demo_shapes", help="preset, folder or hf://")
+    predict.add_argument("--out", required=True, help="output folder")
+    predict.add_argument("--overlay", action="store_true", help="also write overlays")
+    predict.add_argument("--tta", action="store_true", help="multi-scale + flip")
+    _mode_arguments(predict)
+
+    evaluate = commands.add_parser("evaluate", help="mmseg's mIoU of a preset on a dataset")
+    evaluate.add_argument("--preset", required=True)
+    _dataset_arguments(evaluate, default_split="val")
+    evaluate.add_argument("--tta", action="store_true", help="multi-scale + flip")
+    evaluate.add_argument("--json", help="also write the results here")
+    _mode_arguments(evaluate)
+
+    convert = commands.add_parser("convert", help="mmseg DANet .pth -> preset folder")
+    convert.add_argument("checkpoint", help="an mmseg DANet checkpoint (.pth)")
+    convert.add_argument("out", help="the preset folder to write")
+    convert.add_argument(
+        "--align-corners",
+        choices=("true", "false"),
+        help="override what the checkpoint's config says",
+    )
+
+    commands.add_parser("presets", help="list the presets")
+
+    attention = commands.add_parser("attention", help="picture of DANet's attention maps")
+    attention.add_argument("image")
+    attention.add_argument("--point", required=True, type=_pair, help="query point Y,X (pixels)")
+    attention.add_argument("--preset", default="danet_demo_shapes")
+    attention.add_argument("--channel", type=int, default=0, help="CAM channel to show")
+    attention.add_argument("--out", default="attention.png")
+
+    check = commands.add_parser("check-data", help="read a whole dataset; report problems")
+    _dataset_arguments(check, default_split="train")
+    return parser
+
+
+def _mode_arguments(parser):
+    parser.add_argument("--mode", choices=("whole", "slide"), help="default: the preset's")
+    parser.add_argument("--crop", type=_pair, help="slide window H,W")
+    parser.add_argument("--stride", type=_pair, help="slide stride H,W")
+
+
+def _dataset_arguments(parser, default_split):
+    parser.add_argument("--dataset", choices=DATASETS, required=True)
+    parser.add_argument("--data-root", required=True, help="the dataset's root folder")
+    parser.add_argument("--split", default=default_split)
+    parser.add_argument("--images-dir", help="folder datasets: images (default ROOT/images)")
+    parser.add_argument("--masks-dir", help="folder datasets: masks (default ROOT/masks)")
+    parser.add_argument("--img-suffix", default=".jpg")
+    parser.add_argument("--seg-map-suffix", default=".png")
+    parser.add_argument("--split-file", help="folder datasets: names of the split, one a line")
+    parser.add_argument("--classes", help="folder datasets: class names, comma-separated")
+    parser.add_argument("--reduce-zero-label", action="store_true")
+
+
+def _pair(text):
+    try:
+        first, second = (int(value) for value in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected two integers as H,W; got {text!r}") from None
+    return first, second
+
+
+def _dataset(args):
+    from keras_danet import data
+
+    if args.dataset != "folder":
+        return getattr(data, args.dataset)(args.data_root, args.split, augment=False)
+    if not args.classes:
+        raise ValueError("a folder dataset needs --classes name1,name2,...")
+    return data.folder(
+        args.images_dir or os.path.join(args.data_root, "images"),
+        args.masks_dir or os.path.join(args.data_root, "masks"),
+        args.img_suffix,
+        args.seg_map_suffix,
+        split_file=args.split_file,
+        reduce_zero_label=args.reduce_zero_label,
+        class_names=args.classes.split(","),
+        split=args.split,
+        augment=False,
+    )
+
+
+def _settings(model, args):
+    from keras_danet.inference import InferenceSettings
+
+    return InferenceSettings.of(model, args.mode, args.crop, args.stride)
+
+
+def _demo(args):
+    import keras
+
+    from keras_danet import DANet, evaluate
+    from keras_danet.data import synthetic_scenes
+    from keras_danet.visualize import (
+        attention_figure,
+        channel_attention_map,
+        overlay_with_legend,
+        palette_and_names,
+        position_attention_map,
+        save_png,
+    )
+
+    model = DANet.from_preset("danet_demo_shapes")
+    held_out = model.preset_metadata.get("held_out", {"height": 96, "width": 144, "seed": 12345})
+    size = (held_out["height"], held_out["width"])
+    images, labels = synthetic_scenes(args.images, *size, seed=held_out["seed"])
+    result = evaluate(model, zip(images, labels, strict=True), progress=not args.quiet)
+    print(result)
+    image = synthetic_scenes(1, *size, seed=2026)[0][0]
+    prediction = model.segment(image)
+    palette, names = palette_and_names(model)
+    os.makedirs(args.out, exist_ok=True)
+    overlay_path = save_png(
+        os.path.join(args.out, "overlay.png"),
+        overlay_with_legend(image, prediction, palette, names),
+    )
+    point = (int(size[0] * 0.8), int(size[1] * 0.5))  # on the road
+    attention, _ = position_attention_map(model, image, point)
+    channel = channel_attention_map(model, image, 0)
+    picture = attention_figure(image, attention, point, channel, 0, "danet_demo_shapes")
+    attention_path = save_png(os.path.join(args.out, "attention.png"), picture)
+    print(
+        f"{keras.backend.backend()}: held-out mIoU {result.miou * 100:.2f} on {args.images} "
+        f"generated scenes; wrote {overlay_path} and {attention_path}"
+    )
+
+
+def _predict(args):
+    from tqdm.auto import tqdm
+
+    from keras_danet import DANet
+    from keras_danet.image_conversion import as_rgb
+    from keras_danet.visualize import (
+        overlay_with_legend,
+        palette_and_names,
+        save_label_png,
+        save_png,
+    )
+
+    model = DANet.from_preset(args.preset, progress=not args.quiet)
+    settings = _settings(model, args)
+    palette, names = palette_and_names(model)
+    os.makedirs(args.out, exist_ok=True)
+    for path in tqdm(args.images, desc="segmenting", disable=args.quiet):
+        image = as_rgb(path)
+        labels = model.segment(
+            image,
+            mode=settings.mode,
+            crop=settings.crop,
+            stride=settings.stride,
+            test_scale=settings.test_scale,
+            multi_scale=args.tta,
+        )
+        stem = os.path.splitext(os.path.basename(path))[0]
+        save_label_png(os.path.join(args.out, f"{stem}.png"), labels, palette)
+        if args.overlay:
+            save_png(
+                os.path.join(args.out, f"{stem}_overlay.png"),
+                overlay_with_legend(image, labels, palette, names),
+            )
+    print(f"wrote {len(args.images)} class maps to {args.out}")
+
+
+def _evaluate(args):
+    from keras_danet import DANet, evaluate
+
+    model = DANet.from_preset(args.preset, progress=not args.quiet)
+    settings = _settings(model, args)
+    result = evaluate(
+        model,
+        _dataset(args),
+        mode=settings.mode,
+        crop=settings.crop,
+        stride=settings.stride,
+        multi_scale=args.tta,
+        progress=not args.quiet,
+    )
+    print(result)
+    if args.json:
+        print(f"wrote {result.save_json(args.json)}")
+
+
+def _convert(args):
+    from keras_danet import convert_mmseg_checkpoint
+
+    align = None if args.align_corners is None else args.align_corners == "true"
+    model = convert_mmseg_checkpoint(args.checkpoint, align_corners=align)
+    folder = model.save_to_preset(args.out, metadata={"source": os.path.abspath(args.checkpoint)})
+    print(f"DANet R{model.depth}, {model.num_classes} classes -> {folder}")
+
+
+def _presets(args):
+    from keras_danet.presets.table import ALIASES, BUNDLED_PRESETS, PRESETS
+
+    aliases = {name: alias for alias, name in ALIASES.items()}
+    rows = [("preset", "alias", "dataset", "classes", "mIoU", "ms+flip")]
+    for preset in PRESETS.values():
+        rows.append(
+            (
+                preset.name,
+                aliases.get(preset.name, ""),
+                preset.dataset.name,
+                str(preset.num_classes),
+                f"{preset.miou:.2f}",
+                f"{preset.miou_ms_flip:.2f}" if preset.miou_ms_flip else "-",
+            )
+        )
+    for name, description in BUNDLED_PRESETS.items():
+        rows.append((name, "", "synthetic_scenes", "4", "bundled", description))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True)))
+
+
+def _attention(args):
+    from keras_danet import DANet
+    from keras_danet.image_conversion import as_rgb
+    from keras_danet.visualize import (
+        attention_figure,
+        channel_attention_map,
+        position_attention_map,
+        save_png,
+    )
+
+    point = args.point
+    model = DANet.from_preset(args.preset, progress=not args.quiet)
+    image = as_rgb(args.image)
+    attention, _ = position_attention_map(model, image, point)
+    channel = channel_attention_map(model, image, args.channel)
+    picture = attention_figure(image, attention, point, channel, args.channel, args.preset)
+    print(f"wrote {save_png(args.out, picture)}")
+
+
+def _check_data(args):
+    report = _dataset(args).check(progress=not args.quiet)
+    print(report)
+    return 0 if report.ok else 1
+
+
+COMMANDS = {
+    "demo": _demo,
+    "predict": _predict,
+    "evaluate": _evaluate,
+    "convert": _convert,
+    "presets": _presets,
+    "attention": _attention,
+    "check-data": _check_data,
+}
+
+
+def main(argv=None):
+    args = _parser().parse_args(argv)
+    if args.backend:  # before anything imports Keras
+        os.environ["KERAS_BACKEND"] = args.backend
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from keras_danet.data import DataError
+    from keras_danet.presets import PresetError
+
+    try:
+        return COMMANDS[args.command](args) or 0
+    except (DataError, PresetError, ValueError, FileNotFoundError, ImportError) as error:
+        message = " ".join(str(error).split())
+        print(f"keras-danet {args.command}: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"keras-danet {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

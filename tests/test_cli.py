@@ -1,0 +1,136 @@
+"""The `keras-danet` command: every subcommand, its files, its exit codes and messages."""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from keras_danet import DANet, data
+from keras_danet.cli import main
+from tests.conftest import fixture_path
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    images, _ = data.synthetic_scenes(2, 48, 72, seed=8)
+    paths = []
+    for index, image in enumerate(images):
+        paths.append(str(root / f"scene_{index}.png"))
+        Image.fromarray(image).save(paths[-1])
+    return root, paths
+
+
+def test_presets_lists_every_preset(capsys):
+    assert main(["presets"]) == 0
+    out = capsys.readouterr().out
+    for name in ("danet_r101_d8_cityscapes_512x1024_40k", "danet_r50_ade20k", "danet_demo_shapes"):
+        assert name in out
+    assert "80.52" in out  # the R101 Cityscapes mIoU
+
+
+def test_predict_writes_class_maps_and_overlays(scenes, capsys):
+    root, paths = scenes
+    out = root / "predictions"
+    assert main(["--quiet", "predict", *paths, "--out", str(out), "--overlay"]) == 0
+    model = DANet.from_preset("danet_demo_shapes")
+    for path in paths:
+        stem = os.path.splitext(os.path.basename(path))[0]
+        with Image.open(out / f"{stem}.png") as file:
+            np.testing.assert_array_equal(np.asarray(file), model.segment(path))
+        with Image.open(out / f"{stem}_overlay.png") as file:
+            assert file.size[0] > 72 and file.size[1] >= 48  # overlay and legend
+    assert "wrote 2 class maps" in capsys.readouterr().out
+
+
+def test_demo_scores_and_draws(tmp_path, capsys):
+    assert main(["--quiet", "demo", "--out", str(tmp_path), "--images", "8"]) == 0
+    out = capsys.readouterr().out
+    assert "held-out mIoU" in out and "mIoU" in out
+    for name in ("overlay.png", "attention.png"):
+        with Image.open(tmp_path / name) as file:
+            assert file.size[0] > 100
+
+
+def test_attention_picture(scenes, tmp_path):
+    _, paths = scenes
+    out = tmp_path / "attention.png"
+    assert main(["--quiet", "attention", paths[0], "--point", "40,30", "--out", str(out)]) == 0
+    with Image.open(out) as file:
+        assert file.mode == "RGB" and file.size[0] > file.size[1]
+
+
+def test_convert_then_load(tmp_path):
+    folder = tmp_path / "converted"
+    assert main(["convert", fixture_path("danet_r50_tiny"), str(folder)]) == 0
+    model = DANet.from_preset(str(folder))
+    assert model.num_classes == 19
+
+
+def test_evaluate_and_check_a_folder_dataset(tmp_path, capsys):
+    root = data.save_synthetic_scenes(str(tmp_path / "scenes"), 4, 48, 72, seed=9)
+    folder = [
+        "--dataset",
+        "folder",
+        "--data-root",
+        root,
+        "--img-suffix",
+        ".png",
+        "--classes",
+        "sky,road,grass,object",
+    ]
+    report = tmp_path / "metrics.json"
+    assert (
+        main(
+            ["--quiet", "evaluate", "--preset", "danet_demo_shapes", *folder, "--json", str(report)]
+        )
+        == 0
+    )
+    assert "mIoU" in capsys.readouterr().out
+    with open(report) as file:
+        assert set(json.load(file)["per_class"]) == {"sky", "road", "grass", "object"}
+    assert main(["--quiet", "check-data", *folder]) == 0
+    Image.fromarray(np.full((48, 72), 9, np.uint8)).save(f"{root}/masks/scene_00001.png")
+    assert main(["--quiet", "check-data", *folder]) == 1
+    assert "label values 9" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "arguments, reason",
+    [
+        (["predict", "missing.png", "--out", "x"], "No image file at missing.png"),
+        (["predict", "x.png", "--preset", "danet_r50_citysc", "--out", "x"], "Did you mean"),
+    ],
+)
+def test_bad_input_exits_2_with_a_one_line_reason(arguments, reason, capsys):
+    assert main(["--quiet", *arguments]) == 2
+    error = capsys.readouterr().err
+    assert reason in error and error.count("\n") == 1
+
+
+def test_malformed_options_are_refused_by_argparse(capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(["attention", "x.png", "--point", "1,2,3"])
+    assert stopped.value.code == 2
+    assert "expected two integers as H,W" in capsys.readouterr().err
+
+
+def test_console_script_with_backend_option():
+    # The installed entry point, in a fresh process, on this test run's backend.
+    executable = os.path.join(os.path.dirname(sys.executable), "keras-danet")
+    backend = keras.backend.backend()
+    result = subprocess.run(
+        [executable, "--backend", backend, "presets"], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "danet_demo_shapes" in result.stdout
+    for command in ("demo", "predict", "evaluate", "convert", "attention", "check-data"):
+        help_text = subprocess.run(
+            [executable, command, "--help"], capture_output=True, text=True, timeout=300
+        )
+        assert help_text.returncode == 0 and "usage: keras-danet" in help_text.stdout
