@@ -43,5 +43,9 @@ scratch=$(mktemp -d)
 "${train[@]}" --avg-non-ignore --out "$scratch"
 cp "$scratch/reference.npz" "$out/danet_r50_tiny_train/reference_avg_non_ignore.npz"
 rm -rf "$scratch"
+# mmseg's training augmentation (each transform with recorded random draws) and its test-time
+# inference and metric (slide windows, multi-scale + flip, IoUMetric).
+env OMP_NUM_THREADS=1 "$venv/bin/python" tools/mmseg_augmentation_reference.py --out "$out/augmentation"
+env OMP_NUM_THREADS=1 "$venv/bin/python" tools/mmseg_inference_reference.py --out "$out/evaluation"
 
 ls -la "$out"/*

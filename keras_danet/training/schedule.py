@@ -1,6 +1,7 @@
 """mmseg's poly learning-rate schedule, with a horizon that `fit` can fill in."""
 
 import keras
+from keras import ops
 
 
 @keras.saving.register_keras_serializable(package="keras_danet")
@@ -49,7 +50,16 @@ class PolyDecay(keras.optimizers.schedules.PolynomialDecay):
                 "it from epochs x steps per epoch; for train_on_batch, or data of unknown "
                 "length, give it: model.compile(max_iterations=N)."
             )
-        return super().__call__(step)
+        # Keras' PolynomialDecay computes (1 - step / decay_steps) ** power; XLA may turn
+        # the division into a multiplication by a rounded reciprocal, so at the last step
+        # (step == decay_steps) the base can come out as -1.2e-7 and the rate as NaN, which
+        # then poisons every weight (seen on JAX). The base is clamped at 0 here.
+        dtype = "float32"
+        step = ops.minimum(ops.cast(step, dtype), float(self.decay_steps))
+        remaining = ops.maximum(1.0 - step / float(self.decay_steps), 0.0)
+        initial = ops.cast(self.initial_learning_rate, dtype)
+        end = ops.cast(self.end_learning_rate, dtype)
+        return (initial - end) * ops.power(remaining, self.power) + end
 
     def get_config(self):
         config = super().get_config()
