@@ -149,7 +149,10 @@ def _demo(args):
     images, labels = synthetic_scenes(args.images, *size, seed=held_out["seed"])
     result = evaluate(model, zip(images, labels, strict=True), progress=not args.quiet)
     print(result)
-    image = synthetic_scenes(1, *size, seed=2026)[0][0]
+    # The pictures show a scene twice the training size: the model is fully convolutional,
+    # and the attention map has more positions to spread over.
+    picture_size = (2 * size[0], 2 * size[1])
+    image = synthetic_scenes(1, *picture_size, seed=2026)[0][0]
     prediction = model.segment(image)
     palette, names = palette_and_names(model)
     os.makedirs(args.out, exist_ok=True)
@@ -157,7 +160,7 @@ def _demo(args):
         os.path.join(args.out, "overlay.png"),
         overlay_with_legend(image, prediction, palette, names),
     )
-    point = (int(size[0] * 0.8), int(size[1] * 0.5))  # on the road
+    point = (int(picture_size[0] * 0.8), int(picture_size[1] * 0.5))  # on the road
     attention, _ = position_attention_map(model, image, point)
     channel = channel_attention_map(model, image, 0)
     picture = attention_figure(image, attention, point, channel, 0, "danet_demo_shapes")

@@ -1,5 +1,6 @@
 """Pictures: their pixels, the attention they show, and the files they are saved in."""
 
+import keras
 import numpy as np
 import pytest
 from PIL import Image
@@ -66,8 +67,6 @@ def test_position_attention_map_is_a_distribution_over_the_feature_grid(model):
     assert attention.shape == (5, 7) and cell == (4, 0)
     assert attention.sum() == pytest.approx(1.0, abs=1e-5) and attention.min() >= 0
     # The same row as the layer's whole attention matrix.
-    import keras
-
     probe = keras.Model(model.input, model.get_layer("pam").input)
     features = probe.predict_on_batch(image[None])
     scores = to_numpy(model.get_layer("pam").attention_scores(features))
@@ -79,8 +78,6 @@ def test_position_attention_map_is_a_distribution_over_the_feature_grid(model):
 def test_channel_map_and_the_figure(model, tmp_path):
     image = np.random.default_rng(1).uniform(0, 255, (40, 56, 3)).astype("float32")
     channel = visualize.channel_attention_map(model, image, 3)
-    import keras
-
     probe = keras.Model(model.input, model.get_layer("cam").output)
     np.testing.assert_allclose(channel, probe.predict_on_batch(image[None])[0, :, :, 3], atol=1e-6)
     attention, _ = visualize.position_attention_map(model, image, (20, 28))

@@ -51,7 +51,9 @@ def main():
     started = time.perf_counter()
     history = model.fit(*mirrored, batch_size=args.batch_size, epochs=args.epochs, verbose=2)
     seconds = time.perf_counter() - started
-    result = keras_danet.evaluate(model, zip(*held_out, strict=True), progress=False)
+    result = keras_danet.evaluate(
+        model, zip(*held_out, strict=True), class_names=SYNTHETIC_SCENES.class_names, progress=False
+    )
     print(result)
 
     steps = args.epochs * (len(mirrored[0]) // args.batch_size)
