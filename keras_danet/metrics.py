@@ -10,9 +10,10 @@ JAX: 500 Cityscapes validation frames overflow them.
 import dataclasses
 import json
 import os
-import tempfile
 
 import numpy as np
+
+from keras_danet.atomic_files import atomic_write_path
 
 IGNORE_INDEX = 255
 
@@ -149,12 +150,8 @@ class SegmentationResult:
     def save_json(self, path):
         """Writes `to_dict()` to `path` (a temporary file renamed into place)."""
         path = os.fspath(path)
-        folder = os.path.dirname(os.path.abspath(path))
-        os.makedirs(folder, exist_ok=True)
-        descriptor, partial = tempfile.mkstemp(prefix=".metrics.", dir=folder)
-        with os.fdopen(descriptor, "w") as file:
+        with atomic_write_path(path) as partial, open(partial, "w") as file:
             json.dump(self.to_dict(), file, indent=2)
-        os.replace(partial, path)
         return path
 
     def __str__(self):

@@ -11,9 +11,10 @@ Example:
 """
 
 import os
-import tempfile
 
 import numpy as np
+
+from keras_danet.atomic_files import atomic_write_path
 
 IGNORE_INDEX = 255
 
@@ -98,16 +99,8 @@ def save_png(path, picture):
     from PIL import Image
 
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    descriptor, partial = tempfile.mkstemp(prefix=".picture.", suffix=".png", dir=folder)
-    os.close(descriptor)
-    try:
+    with atomic_write_path(path, suffix=".png") as partial:
         Image.fromarray(np.asarray(picture, np.uint8)).save(partial, format="PNG")
-        os.replace(partial, path)
-    finally:
-        if os.path.exists(partial):
-            os.remove(partial)
     return path
 
 
@@ -123,10 +116,8 @@ def save_label_png(path, labels, palette):
     flat = [int(v) for color in palette for v in color][: 256 * 3]
     picture.putpalette(flat + [0] * (256 * 3 - len(flat)))
     path = os.fspath(path)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    partial = path + ".partial.png"
-    picture.save(partial)
-    os.replace(partial, path)
+    with atomic_write_path(path, suffix=".png") as partial:
+        picture.save(partial, format="PNG")
     return path
 
 

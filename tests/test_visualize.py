@@ -1,5 +1,7 @@
 """Pictures: their pixels, the attention they show, and the files they are saved in."""
 
+import os
+
 import keras
 import numpy as np
 import pytest
@@ -51,6 +53,10 @@ def test_saved_pngs_read_back(tmp_path):
         np.testing.assert_array_equal(np.asarray(file), _labels())  # indices kept
         np.testing.assert_array_equal(np.asarray(file.convert("RGB")), picture)  # colours
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    # Written through a private temporary file, but readable as any file the user writes.
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert os.stat(path).st_mode & 0o777 == 0o666 & ~umask
 
 
 @pytest.fixture(scope="module")

@@ -47,5 +47,7 @@ rm -rf "$scratch"
 # inference and metric (slide windows, multi-scale + flip, IoUMetric).
 env OMP_NUM_THREADS=1 "$venv/bin/python" tools/mmseg_augmentation_reference.py --out "$out/augmentation"
 env OMP_NUM_THREADS=1 "$venv/bin/python" tools/mmseg_inference_reference.py --out "$out/evaluation"
+# mmseg's own float64 and autocast (bfloat16, float16) logits: the mixed-precision yardstick.
+env OMP_NUM_THREADS=1 "$venv/bin/python" tools/mmseg_precision_reference.py
 
 ls -la "$out"/*

@@ -6,6 +6,7 @@ import os
 import keras
 import numpy as np
 
+from keras_danet.atomic_files import atomic_write_path
 from keras_danet.data.augmentation import Augmentation
 from keras_danet.data.images import IGNORE_INDEX, DataError, read_image, read_label
 from keras_danet.dataset_info import ADE20K, CITYSCAPES, VOC12AUG, DatasetInfo
@@ -391,9 +392,8 @@ def convert_cityscapes_label_ids(root, progress=True):
         if os.path.exists(target):
             continue
         label = read_label(source)
-        partial = target + ".partial.png"
-        Image.fromarray(table[label]).save(partial)
-        os.replace(partial, target)
+        with atomic_write_path(target, suffix=".png") as partial:
+            Image.fromarray(table[label]).save(partial, format="PNG")
         written += 1
     return written
 

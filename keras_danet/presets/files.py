@@ -7,6 +7,8 @@ import tempfile
 import urllib.error
 import urllib.request
 
+from keras_danet.atomic_files import give_default_permissions
+
 _CHUNK = 1 << 20
 
 
@@ -28,6 +30,7 @@ def replace_directory(staging, directory):
     Each step is a rename inside one parent folder, so a reader sees the old folder or the new
     one, never a half-written one.
     """
+    give_default_permissions(staging)
     retired = None
     if os.path.exists(directory):
         retired = tempfile.mkdtemp(
@@ -76,6 +79,7 @@ def download(url, destination, sha256_prefix=None, progress=True):
                 f"{url} has sha256 {sha256}, which does not start with the expected "
                 f"{sha256_prefix}: the file is corrupt or not the published one. Deleted it."
             )
+        give_default_permissions(partial)
         os.replace(partial, destination)
         return sha256
     finally:

@@ -100,25 +100,38 @@ def test_every_weight_comes_from_the_checkpoint(converted):
     )
 
 
-# Measured max|diff| / std against mmseg's float32 logits on the three fixtures, all
-# backends: bfloat16 up to 0.07 (8 bits of mantissa through 50-100 layers), float16 up to
-# 0.01. The bounds leave room above those; a wrong cast (attention in 16 bits) exceeds them.
-MIXED_PRECISION_BOUNDS = {"mixed_bfloat16": 0.15, "mixed_float16": 0.03}
+# Mixed precision against mmseg's own reduced precision (torch.autocast on the same checkpoint
+# and image; tools/mmseg_precision_reference.py), both measured from mmseg's float32 logits.
+# mmseg float32 vs float64: 1.4e-5 of the logits' std. Measured, max|diff| / std and argmax
+# agreement: mmseg autocast bfloat16 0.68 / 94.0 %, float16 0.058 / 98.6 %; ours bfloat16
+# 0.67-0.76 / 93.7-94.1 %, float16 0.054-0.055 / 98.7-98.9 % over the three backends (this tiny
+# random net is far touchier than a trained one). The bounds: twice mmseg's error, and
+# its agreement less 3 points.
+ERROR_FACTOR = 2.0
+AGREEMENT_MARGIN = 0.03
 
 
-@pytest.mark.parametrize("policy", sorted(MIXED_PRECISION_BOUNDS))
-def test_mixed_precision_logits_stay_close_to_mmseg(policy):
-    name = "danet_r50_tiny"
-    converted = convert_mmseg_checkpoint(fixture_path(name))
-    reference = np.load(fixture_path(name, "reference.npz"))
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_logits_stay_as_close_to_float32_as_mmseg_autocast(policy):
+    converted = convert_mmseg_checkpoint(fixture_path("danet_r50_tiny"))
+    reference = np.load(fixture_path("danet_r50_tiny", "precision.npz"))
     keras.config.set_dtype_policy(policy)
-    mixed = DANet.from_config(converted.get_config())
-    keras.config.set_dtype_policy("float32")
+    try:
+        mixed = DANet.from_config(converted.get_config())
+    finally:
+        keras.config.set_dtype_policy("float32")
     mixed.set_weights(converted.get_weights())
-    assert mixed.get_layer("pam").compute_dtype == policy.removeprefix("mixed_")
-    logits = mixed.predict(reference["input_rgb_0_255_nhwc"], verbose=0)
+    precision = policy.removeprefix("mixed_")
+    assert mixed.get_layer("pam").compute_dtype == precision
+    logits = mixed.predict(reference["image"][None], verbose=0)
     assert logits.dtype == np.float32 and np.isfinite(logits).all()
-    expected = reference["seg_logits_fullres"]
-    difference = np.abs(_nchw(logits) - expected).max() / expected.std()
-    print(f"{keras.backend.backend()} {policy}: max|diff| / std = {difference:.4f}")
-    assert difference <= MIXED_PRECISION_BOUNDS[policy]
+    expected = reference["logits_float32"]
+    error = np.abs(_nchw(logits) - expected).max() / expected.std()
+    agreement = np.mean(_nchw(logits).argmax(1) == expected.argmax(1))
+    print(
+        f"{keras.backend.backend()} {policy}: max|diff| / std {error:.3f} (mmseg autocast "
+        f"{float(reference[f'error_{precision}']):.3f}), argmax agreement {agreement:.4f} "
+        f"(mmseg {float(reference[f'agreement_{precision}']):.4f})"
+    )
+    assert error <= ERROR_FACTOR * reference[f"error_{precision}"]
+    assert agreement >= reference[f"agreement_{precision}"] - AGREEMENT_MARGIN
