@@ -18,6 +18,9 @@ IMAGENET_STD = (58.395, 57.12, 57.375)
 # The four classifiers, the only layers whose shape depends on the number of classes.
 CLASSIFIER_LAYERS = ("classifier", "pam_classifier", "cam_classifier", "aux_classifier")
 
+# compile() arguments that describe a machine, not a training recipe.
+EXECUTION_SETTINGS = ("jit_compile", "run_eagerly", "steps_per_execution")
+
 
 @keras.saving.register_keras_serializable(package="keras_danet")
 class DANet(FreeingFunctional, keras.Model):
@@ -240,7 +243,12 @@ class DANet(FreeingFunctional, keras.Model):
 
     def compile_from_config(self, config):
         # Keras skips models whose compile() is overridden; this one round-trips its config.
-        self.compile(**keras.saving.deserialize_keras_object(config))
+        config = keras.saving.deserialize_keras_object(config)
+        # How the saving machine ran the steps is not part of the recipe: `jit_compile=True`
+        # saved on JAX would turn on torch.compile (minutes per input size) on PyTorch.
+        for setting in EXECUTION_SETTINGS:
+            config.pop(setting, None)
+        self.compile(**config)
         if self.built:
             self.optimizer.build(self.trainable_variables)
 

@@ -33,7 +33,13 @@ def save_to_preset(model, directory, metadata=None):
     staging = tempfile.mkdtemp(prefix=f".{os.path.basename(directory)}.partial.", dir=parent)
     try:
         with open(os.path.join(staging, CONFIG_FILE), "w") as file:
-            json.dump(keras.saving.serialize_keras_object(model), file, indent=2)
+            from keras_danet.models.danet import EXECUTION_SETTINGS
+
+            config = keras.saving.serialize_keras_object(model)
+            # A preset carries the recipe, not how this machine ran it (see DANet).
+            for setting in EXECUTION_SETTINGS:
+                (config.get("compile_config") or {}).pop(setting, None)
+            json.dump(config, file, indent=2)
         weights = os.path.join(staging, WEIGHTS_FILE)
         model.save_weights(weights)
         record = dict(metadata or {})

@@ -39,6 +39,25 @@ def test_save_then_load_gives_identical_outputs(tmp_path):
     )
 
 
+def test_a_compiled_preset_keeps_the_recipe_but_not_the_machine_settings(tmp_path):
+    model = _tiny_model()
+    model.compile(learning_rate=0.02, steps_per_execution=2)
+    model.jit_compile = True  # as JAX resolves "auto"; on PyTorch it would mean torch.compile
+    folder = model.save_to_preset(tmp_path / "preset")
+    compile_config = json.loads(pathlib.Path(folder, "config.json").read_text())["compile_config"]
+    assert not {"jit_compile", "run_eagerly", "steps_per_execution"} & set(compile_config)
+    restored = DANet.from_preset(folder)
+    fresh = _tiny_model()
+    fresh.compile()
+    assert restored.jit_compile == fresh.jit_compile and restored.steps_per_execution == 1
+    schedule = restored.optimizer._learning_rate
+    assert schedule.initial_learning_rate == pytest.approx(0.02)
+    # Default permissions, not the private ones of the temporary folder it was written in.
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert os.stat(folder).st_mode & 0o777 == 0o777 & ~umask
+
+
 def test_saving_again_replaces_the_folder_and_leaves_no_temporary_files(tmp_path):
     first, second = _tiny_model(), _tiny_model()
     first.save_to_preset(tmp_path / "preset")

@@ -52,8 +52,9 @@ def test_aliases_name_the_best_single_scale_checkpoint():
 
 def test_list_presets():
     names = keras_danet.list_presets()
-    assert names[:16] == list(PRESETS) and names[16:] == list(ALIASES)
-    assert keras_danet.list_presets(include_aliases=False) == list(PRESETS)
+    assert names[:16] == list(PRESETS)
+    assert names[16] == "danet_demo_shapes" and names[17:] == list(ALIASES)
+    assert keras_danet.list_presets(include_aliases=False) == [*PRESETS, "danet_demo_shapes"]
 
 
 def test_unknown_name_suggests_close_names():
