@@ -84,3 +84,15 @@ class StopAtTrainBegin(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         raise self.Stopped()
+
+
+def attentive_tiny_model(num_classes=4):
+    """A tiny random DANet whose attention counts: mmseg starts both gammas at 0, which
+    would let a test pass with the attention wrong or skipped."""
+    from keras_danet import DANet
+    from tests.conftest import TINY
+
+    model = DANet(num_classes=num_classes, **TINY)
+    model.get_layer("pam").gamma.assign(0.5)
+    model.get_layer("cam").gamma.assign(0.5)
+    return model

@@ -4,18 +4,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_danet import DANet, data
+from keras_danet import data
 from keras_danet.image_conversion import as_rgb
 from keras_danet.inference import InferenceSettings, slide_logits
-from tests.conftest import TINY
+from tests.helpers import attentive_tiny_model
 
 
 @pytest.fixture(scope="module")
 def model():
-    model = DANet(num_classes=4, **TINY)
-    model.get_layer("pam").gamma.assign(0.5)
-    model.get_layer("cam").gamma.assign(0.5)
-    return model
+    return attentive_tiny_model()
 
 
 @pytest.fixture(scope="module")

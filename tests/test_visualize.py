@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_danet import DANet, visualize
+from keras_danet import visualize
 from keras_danet.dataset_info import SYNTHETIC_SCENES
-from tests.conftest import TINY, to_numpy
+from tests.conftest import to_numpy
+from tests.helpers import attentive_tiny_model
 
 PALETTE = SYNTHETIC_SCENES.palette
 NAMES = SYNTHETIC_SCENES.class_names
@@ -61,10 +62,7 @@ def test_saved_pngs_read_back(tmp_path):
 
 @pytest.fixture(scope="module")
 def model():
-    model = DANet(num_classes=4, **TINY)
-    model.get_layer("pam").gamma.assign(0.5)
-    model.get_layer("cam").gamma.assign(0.5)
-    return model
+    return attentive_tiny_model()
 
 
 def test_position_attention_map_is_a_distribution_over_the_feature_grid(model):

@@ -17,6 +17,7 @@ from keras_danet.inference import (
 )
 from keras_danet.metrics import SegmentationMetrics
 from tests.conftest import TINY
+from tests.helpers import attentive_tiny_model
 
 CLASSES = ("sky", "road", "grass", "object")
 
@@ -50,10 +51,7 @@ def test_settings_come_from_the_preset_and_can_be_overridden():
 
 @pytest.fixture(scope="module")
 def model():
-    model = DANet(num_classes=4, **TINY)
-    model.get_layer("pam").gamma.assign(0.5)
-    model.get_layer("cam").gamma.assign(0.5)
-    return model
+    return attentive_tiny_model()
 
 
 def test_one_window_covering_the_image_is_the_whole_image(model):
