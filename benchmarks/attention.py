@@ -46,6 +46,10 @@ def plot(results, path):
     figure.savefig(path, dpi=120)
 
 
+def _memory_gib():
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", nargs="+", default=["jax", "torch", "tensorflow"])
@@ -68,6 +72,17 @@ def main():
         for positions in args.positions:
             naive = None
             for how in IMPLEMENTATIONS:
+                # A quadratic implementation needs about 4x the memory at twice N: skip it
+                # where that would exceed this machine's memory (and summon the OOM killer).
+                previous = results.get((backend, how), {}).get(positions // 2, {})
+                needed = 4 * previous.get("peak_gib", 0)
+                if needed > _memory_gib():
+                    lines.append(
+                        f"| {backend} | {positions} | {how} | skipped: would need about "
+                        f"{needed:.0f} GiB, the machine has {_memory_gib():.0f} | | | |"
+                    )
+                    print(lines[-1], flush=True)
+                    continue
                 result = measure(
                     [
                         "attention",
