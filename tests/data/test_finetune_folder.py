@@ -62,8 +62,10 @@ def test_fine_tune_a_preset_on_a_folder_dataset(tmp_path, tiny_preset):
     restored = DANet.from_preset(str(tmp_path / "my_danet"))
     image, _ = train.sample(0)
     expected = model.predict(image[None].astype("float32"), verbose=0)
+    # Same weights; the trained model predicts eagerly (QUICK) and the restored one through a
+    # compiled graph, whose fused ops round differently: 3e-6 relative seen on TensorFlow.
     np.testing.assert_allclose(
-        restored.predict(image[None].astype("float32"), verbose=0), expected, atol=1e-5
+        restored.predict(image[None].astype("float32"), verbose=0), expected, rtol=2e-5, atol=1e-5
     )
     assert restored.preset_metadata["class_names"] == list(CLASSES)
     assert restored.preset_metadata["palette"] == [list(color) for color in PALETTE]
