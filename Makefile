@@ -1,13 +1,16 @@
 # Two commands do everything, each setting up the project's own virtual environment:
 #   make demo   keras-danet demo: segment generated scenes offline, write overlay and attention PNGs
 #   make test   run the whole test suite once per Keras backend (tensorflow, jax, torch)
+#   make test-fast   every test file once, on one backend, in under 5 minutes
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-BACKENDS ?= tensorflow jax torch
+# Longest pass first, so that the parallel passes end together.
+BACKENDS ?= jax tensorflow torch
 # The slow tests (minutes each) run once, on the backend that runs them fastest on a CPU.
 SLOW_BACKEND ?= jax
+FAST_BACKEND ?= torch
 STAMP := $(VENV)/.installed
 
 # Nothing is written to $HOME: Keras (~/.keras), pip and the hubs (~/.cache) stay in the project.
@@ -18,7 +21,7 @@ export KERAS_DANET_HOME ?= $(CURDIR)/.cache/keras_danet
 export TORCHINDUCTOR_CACHE_DIR ?= $(CURDIR)/.cache/torchinductor
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: demo test lint format clean
+.PHONY: demo test test-fast lint format clean
 
 $(STAMP): pyproject.toml .ci/constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,21 +32,15 @@ $(STAMP): pyproject.toml .ci/constraints.txt
 demo: $(STAMP)
 	KERAS_BACKEND=$${KERAS_BACKEND:-jax} $(VENV)/bin/keras-danet demo --out keras_danet_demo
 
+# Every pass in parallel, TEST_JOBS at a time (tools/run_suite.sh says why), slow tests once.
 test: $(STAMP)
-	@set -euo pipefail; \
-	scratch=$$(mktemp -d); trap 'rm -rf "$$scratch"' EXIT; \
-	export KERAS_HOME=$$scratch/keras XDG_CACHE_HOME=$$scratch/cache HF_HOME=$$scratch/hf \
-	       KERAS_DANET_HOME=$$scratch/keras_danet TORCHINDUCTOR_CACHE_DIR=$$scratch/inductor; \
-	for backend in $(BACKENDS); do \
-	  echo "=== KERAS_BACKEND=$$backend"; \
-	  start=$$SECONDS; \
-	  KERAS_BACKEND=$$backend $(PY) -m pytest -p no:cacheprovider -m "not slow" $(PYTEST_ARGS); \
-	  echo "=== KERAS_BACKEND=$$backend took $$((SECONDS - start)) s"; \
-	done; \
-	echo "=== slow tests, once, KERAS_BACKEND=$(SLOW_BACKEND)"; \
-	start=$$SECONDS; \
-	KERAS_BACKEND=$(SLOW_BACKEND) $(PY) -m pytest -p no:cacheprovider -m slow -s $(PYTEST_ARGS); \
-	echo "=== slow tests took $$((SECONDS - start)) s"
+	@PY=$(PY) BACKENDS="$(BACKENDS)" SLOW_BACKEND=$(SLOW_BACKEND) bash tools/run_suite.sh
+
+# Everyday work: every test file on one backend (PyTorch: the quickest to start), the
+# smallest sizes, no slow and no one-backend end-to-end tests; under 5 minutes on 2 cores.
+test-fast: $(STAMP)
+	@PY=$(PY) BACKENDS=$(FAST_BACKEND) RUN_SLOW=0 MARKERS="not slow and not one_backend" \
+	  PYTEST_ARGS="-n 2 --dist loadfile $(PYTEST_ARGS)" bash tools/run_suite.sh
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

@@ -20,8 +20,15 @@ import sys
 DATASETS = ("cityscapes", "ade20k", "voc12aug", "folder")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and exit status 2), as every other error."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def _parser():
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="keras-danet",
         description="DANet semantic segmentation (Keras 3; TensorFlow, JAX or PyTorch).",
         epilog="Each command has its own --help.",
@@ -32,7 +39,9 @@ def _parser():
         help="Keras backend (default: $KERAS_BACKEND, else Keras' default)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
 
     demo = commands.add_parser("demo", help="segment generated scenes with the bundled preset")
     demo.add_argument("--out", default="keras_danet_demo", help="folder for the PNGs")
@@ -60,6 +69,11 @@ def _parser():
         "--align-corners",
         choices=("true", "false"),
         help="override what the checkpoint's config says",
+    )
+    convert.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="write into a folder that holds other files (they are left alone)",
     )
 
     commands.add_parser("presets", help="list the presets")
@@ -183,6 +197,7 @@ def _predict(args):
         save_png,
     )
 
+    outputs = _predict_outputs(args.images, args.out, args.overlay)
     model = DANet.from_preset(args.preset, progress=not args.quiet)
     settings = _settings(model, args)
     palette, names = palette_and_names(model)
@@ -197,19 +212,59 @@ def _predict(args):
             test_scale=settings.test_scale,
             multi_scale=args.tta,
         )
-        stem = os.path.splitext(os.path.basename(path))[0]
-        save_label_png(os.path.join(args.out, f"{stem}.png"), labels, palette)
+        label_path, overlay_path = outputs[path]
+        save_label_png(label_path, labels, palette)
         if args.overlay:
-            save_png(
-                os.path.join(args.out, f"{stem}_overlay.png"),
-                overlay_with_legend(image, labels, palette, names),
-            )
+            save_png(overlay_path, overlay_with_legend(image, labels, palette, names))
     print(f"wrote {len(args.images)} class maps to {args.out}")
+
+
+def _predict_outputs(images, out, overlay):
+    """`{image: (class map path, overlay path)}`, refused before any work where two images
+    would write one file, or a class map would overwrite one of the images."""
+    from keras_danet.atomic_files import output_path
+
+    out = output_path(out, "--out")
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ValueError(f"--out {out} is a file; it must be a folder (it is created if missing).")
+    outputs, writers = {}, {}
+    inputs = {os.path.realpath(image) for image in images}
+    for image in images:
+        stem = os.path.splitext(os.path.basename(image))[0]
+        paths = (os.path.join(out, f"{stem}.png"), os.path.join(out, f"{stem}_overlay.png"))
+        for path in paths[: 2 if overlay else 1]:
+            if path in writers and writers[path] != image:
+                raise ValueError(
+                    f"{writers[path]} and {image} would both be written to {path}; "
+                    "segment them into different --out folders, or rename one."
+                )
+            if os.path.realpath(path) in inputs:
+                raise ValueError(f"{path} is one of the input images; choose another --out.")
+            writers[path] = image
+        outputs[image] = paths
+    return outputs
+
+
+def _check_output_file(path, option):
+    """Refuses, before any work, an output file that cannot be written."""
+    from keras_danet.atomic_files import output_path
+
+    path = output_path(path, option)
+    if os.path.isdir(path):
+        raise ValueError(f"{option} {path} is a folder; give the path of a file.")
+    folder = os.path.dirname(path)
+    while not os.path.exists(folder):  # the nearest existing folder is where it is created
+        folder = os.path.dirname(folder)
+    if not os.path.isdir(folder) or not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"{option} {path}: cannot write in {folder}.")
+    return path
 
 
 def _evaluate(args):
     from keras_danet import DANet, evaluate
 
+    if args.json:
+        _check_output_file(args.json, "--json")
     model = DANet.from_preset(args.preset, progress=not args.quiet)
     settings = _settings(model, args)
     result = evaluate(
@@ -228,10 +283,14 @@ def _evaluate(args):
 
 def _convert(args):
     from keras_danet import convert_mmseg_checkpoint
+    from keras_danet.presets.saving import check_preset_target
 
+    check_preset_target(args.out, args.overwrite)  # before the conversion, not after
     align = None if args.align_corners is None else args.align_corners == "true"
     model = convert_mmseg_checkpoint(args.checkpoint, align_corners=align)
-    folder = model.save_to_preset(args.out, metadata={"source": os.path.abspath(args.checkpoint)})
+    folder = model.save_to_preset(
+        args.out, metadata={"source": os.path.abspath(args.checkpoint)}, overwrite=args.overwrite
+    )
     print(f"DANet R{model.depth}, {model.num_classes} classes -> {folder}")
 
 
@@ -269,6 +328,7 @@ def _attention(args):
     )
 
     point = args.point
+    _check_output_file(args.out, "--out")
     model = DANet.from_preset(args.preset, progress=not args.quiet)
     image = as_rgb(args.image)
     attention, _ = position_attention_map(model, image, point)
@@ -307,6 +367,9 @@ def main(argv=None):
     except (DataError, PresetError, ValueError, FileNotFoundError, ImportError) as error:
         message = " ".join(str(error).split())
         print(f"keras-danet {args.command}: {message}", file=sys.stderr)
+        return 2
+    except OSError as error:  # an unwritable folder, a full disk: the file and the reason
+        print(f"keras-danet {args.command}: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"keras-danet {args.command}: interrupted", file=sys.stderr)

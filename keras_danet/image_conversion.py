@@ -13,8 +13,10 @@ def as_rgb(image, name="image"):
 
     - files are decoded as mmseg decodes them (OpenCV; Pillow if OpenCV is not installed);
     - grayscale `(H, W)` or `(H, W, 1)` gets three equal channels; RGBA drops its alpha;
-    - 16-bit images are scaled to 0-255 (divided by 257);
-    - float images are taken as 0-255 (a warning is logged if every value is within 0-1);
+    - 16-bit images (arrays and PIL images) become 8-bit as OpenCV, and so mmseg, reads a
+      16-bit file: the high byte (`v >> 8`);
+    - float images are taken as 0-255 (a warning is logged if every value is within 0-1,
+      or if any is outside 0-255);
     - anything else (a 1-D array, a batch of 5-D, 2 channels, complex numbers) is refused with
       a message that says what was received.
     """
@@ -22,7 +24,14 @@ def as_rgb(image, name="image"):
         return _read(os.fspath(image))
     if hasattr(image, "mode") and hasattr(image, "convert"):  # a PIL image
         name = getattr(image, "filename", "") or name
-        image = np.asarray(image.convert("RGBA" if "A" in image.mode else "RGB"))
+        if image.mode.startswith("I;16") or image.mode == "I":
+            # 16-bit (and 32-bit integer) grayscale: convert("RGB") would clip at 255;
+            # scaled below as a 16-bit file read by path is.
+            image = np.asarray(image)
+            if image.dtype != np.uint16 and image.size and 0 <= image.min() <= image.max() < 65536:
+                image = image.astype(np.uint16)
+        else:
+            image = np.asarray(image.convert("RGBA" if "A" in image.mode else "RGB"))
     array = np.asarray(image)
     if array.dtype == object or not (
         np.issubdtype(array.dtype, np.integer)
@@ -49,7 +58,7 @@ def as_rgb(image, name="image"):
     if min(array.shape[:2]) < 1:
         raise ValueError(f"{name}: empty image of shape {array.shape}.")
     if array.dtype == np.uint16:
-        return (array.astype(np.float32) / 257.0).astype(np.float32)
+        return (array >> 8).astype(np.uint8)
     if np.issubdtype(array.dtype, np.floating):
         if array.size and float(np.nanmax(array)) <= 1.0 and float(np.nanmin(array)) >= 0.0:
             logger.warning(
@@ -59,6 +68,15 @@ def as_rgb(image, name="image"):
             )
         if not np.isfinite(array).all():
             raise ValueError(f"{name}: the image holds NaN or infinite values.")
+        low, high = float(array.min()), float(array.max())
+        if low < 0.0 or high > 255.0:
+            logger.warning(
+                "%s: float values from %.4g to %.4g; DANet expects 0-255 (an image "
+                "normalised to -1..1 or by a mean and std must be mapped back first).",
+                name,
+                low,
+                high,
+            )
         return array.astype(np.float32)
     if array.dtype == bool or array.min() < 0 or array.max() > 255:
         raise ValueError(

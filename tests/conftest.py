@@ -34,12 +34,31 @@ MMSEG_FIXTURES = ("danet_r50_tiny", "danet_r101_tiny_odd", "danet_r50_tiny_align
 TINY = dict(stem_channels=8, base_channels=4, head_channels=16, pam_channels=4, aux_channels=8)
 
 
+# End-to-end tests of what the documentation, the examples and the installed scripts do
+# (each a fresh interpreter, tens of seconds) are marked `one_backend`: the behaviour under
+# test is not a backend's, and every function they call is tested in-process on all three
+# backends. They run on this backend's pass only (PyTorch: the quickest to start).
+ONE_BACKEND = os.environ.get("KERAS_DANET_ONE_BACKEND", "torch")
+
+
+def pytest_collection_modifyitems(config, items):
+    if keras.backend.backend() == ONE_BACKEND:
+        return
+    elsewhere = [item for item in items if item.get_closest_marker("one_backend")]
+    if elsewhere:
+        config.hook.pytest_deselected(items=elsewhere)
+        items[:] = [item for item in items if not item.get_closest_marker("one_backend")]
+
+
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(_CACHE_ROOT, ignore_errors=True)
 
 
 def pytest_report_header(config):
-    return f"keras {keras.__version__}, backend {keras.backend.backend()}"
+    return (
+        f"keras {keras.__version__}, backend {keras.backend.backend()}; one_backend tests "
+        f"run on {ONE_BACKEND}"
+    )
 
 
 @pytest.fixture(autouse=True)

@@ -120,6 +120,7 @@ def test_malformed_options_are_refused_by_argparse(capsys):
     assert "expected two integers as H,W" in capsys.readouterr().err
 
 
+@pytest.mark.one_backend
 def test_console_script_with_backend_option():
     # The installed entry point, in a fresh process, on this test run's backend.
     executable = os.path.join(os.path.dirname(sys.executable), "keras-danet")

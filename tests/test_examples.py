@@ -27,6 +27,7 @@ def _run(script, *arguments, cwd=None):
     return result.stdout
 
 
+@pytest.mark.one_backend
 def test_quickstart_notebook_runs_headless(tmp_path):
     nbformat = pytest.importorskip("nbformat")
     from nbclient import NotebookClient
@@ -56,6 +57,7 @@ def test_quickstart_notebook_runs_headless(tmp_path):
     assert len(images) >= 2  # the overlay and the attention figure
 
 
+@pytest.mark.one_backend
 def test_finetune_folder_script(tmp_path):
     out = _run(
         "finetune_folder.py",
@@ -76,6 +78,7 @@ def test_finetune_folder_script(tmp_path):
         assert os.path.isfile(tmp_path / "preset" / name)
 
 
+@pytest.mark.one_backend
 def test_convert_and_evaluate_script(tmp_path):
     # A folder dataset in Cityscapes' 19 classes for the tiny Cityscapes checkpoint.
     images, labels = data.synthetic_scenes(2, 48, 64, seed=10)

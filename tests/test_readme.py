@@ -85,6 +85,7 @@ def _make_my_data(root):
 
 
 @pytest.mark.parametrize("code", _runnable("python"))
+@pytest.mark.one_backend
 def test_python_block_runs(code, tmp_path):
     if "my_data/" in code:
         _make_my_data(tmp_path / "my_data")
@@ -101,6 +102,7 @@ def test_python_block_runs(code, tmp_path):
 
 
 @pytest.mark.parametrize("code", _runnable("bash"))
+@pytest.mark.one_backend
 def test_shell_block_runs(code, tmp_path):
     output = _run(["bash", "-euo", "pipefail", "-c", code], tmp_path)
     for match in re.finditer(r"--out (\S+)", code):

@@ -333,7 +333,14 @@ def folder(
     """
     if not class_names:
         raise ValueError("folder() needs class_names: the names of the classes, in order.")
-    class_names = tuple(str(name) for name in class_names)
+    if isinstance(class_names, str):  # "bg,crack" would be 8 one-letter classes
+        raise ValueError(
+            f"class_names is a list of names, not the string {class_names!r}; did you mean "
+            f"{[name.strip() for name in class_names.split(',')]}?"
+        )
+    class_names = tuple(str(name).strip() for name in class_names)
+    if not all(class_names) or len(set(class_names)) != len(class_names):
+        raise ValueError(f"class_names must be distinct and not blank; got {list(class_names)}.")
     if palette is None:  # mmseg's rule for a dataset without a palette
         palette = np.random.RandomState(42).randint(0, 255, size=(len(class_names), 3))
     palette = tuple(tuple(int(v) for v in color) for color in palette)

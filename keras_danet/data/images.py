@@ -54,6 +54,11 @@ def read_label(path, num_classes=None, reduce_zero_label=False, image_shape=None
     path = os.fspath(path)
     try:
         with Image.open(path) as file:
+            if file.format == "JPEG":
+                raise DataError(
+                    f"{path} is a JPEG: lossy compression changes the class indices along "
+                    "every edge. Save label maps as PNG."
+                )
             label = np.array(file)
     except FileNotFoundError:
         raise DataError(f"The label map {path} does not exist.") from None

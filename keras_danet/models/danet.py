@@ -1,6 +1,7 @@
 """DANet: dilated ResNet-V1c, the dual attention head and the FCN auxiliary head."""
 
 import keras
+import numpy as np
 from keras import ops
 
 # Keras' own rule for losses under tf.distribute; it does nothing on other backends.
@@ -74,8 +75,13 @@ class DANet(FreeingFunctional, keras.Model):
         synchronized_batch_norm=False,
         **kwargs,
     ):
-        if int(num_classes) < 1:
-            raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}.")
+        if (
+            isinstance(num_classes, bool)
+            or not isinstance(num_classes, (int, float))
+            or not float(num_classes).is_integer()
+            or num_classes < 1
+        ):
+            raise ValueError(f"num_classes must be a positive whole number, got {num_classes!r}.")
         mean, std = tuple(float(v) for v in mean), tuple(float(v) for v in std)
         if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
             raise ValueError(f"mean and std need 3 values, std positive; got {mean}, {std}.")
@@ -286,15 +292,30 @@ class DANet(FreeingFunctional, keras.Model):
         return logs
 
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, **kw):
-        """`keras.Model.fit`; it also sets the default poly schedule's horizon.
+        """`keras.Model.fit`; it also sets the default poly schedule's horizon, checks
+        labels given as arrays, and stops with an error at a NaN or infinite loss.
 
         With `compile()`'s default optimizer and no `max_iterations`, the learning rate
         decays to its end value over `epochs x steps_per_epoch` steps, the whole of this
         call (an `initial_epoch` resumes inside that horizon).
         """
+        from keras_danet.training.loss import check_label_array
         from keras_danet.training.schedule import SetPolyHorizon
 
+        # Labels given as arrays are checked here, once, outside the compiled step: inside
+        # it, a label >= num_classes gives NaN on JAX and a wrong but finite loss elsewhere.
+        if isinstance(x, np.ndarray) and len(x) == 0:  # Keras: a bare StopIteration
+            raise ValueError("fit() got no training batches: x holds 0 images.")
+        check_label_array(y, self.num_classes, "fit(y=...)")
+        validation = kw.get("validation_data")
+        if isinstance(validation, (tuple, list)) and len(validation) >= 2:
+            check_label_array(validation[1], self.num_classes, "fit(validation_data=...)")
         callbacks = [SetPolyHorizon(), *(callbacks or [])]
+        if not any(isinstance(c, keras.callbacks.TerminateOnNaN) for c in callbacks):
+            # A NaN loss ends fit with an error instead of training on with NaN weights;
+            # raise_error also keeps BackupAndRestore's last good backup (Keras deletes it
+            # in on_train_end, which a graceful stop would run).
+            callbacks.append(keras.callbacks.TerminateOnNaN(raise_error=True))
         return super().fit(x, y, batch_size, epochs, verbose, callbacks, **kw)
 
     def segment(
@@ -361,8 +382,13 @@ class DANet(FreeingFunctional, keras.Model):
             progress=progress,
         )
 
-    def save_to_preset(self, directory, metadata=None, *, dataset=None):
+    def save_to_preset(self, directory, metadata=None, *, dataset=None, overwrite=False):
         """Writes this model as a preset folder (config.json, model.weights.h5, metadata.json).
+
+        `directory` may be new, empty or an earlier preset, whose preset files are replaced.
+        A folder that holds other files is refused unless `overwrite=True`; even then only
+        the preset files are written and nothing else in it is touched. Returns the
+        folder's absolute path.
 
         metadata.json keeps what the model was loaded with (`preset_metadata`), then the
         class names and palette of `dataset` (a `keras_danet.data` dataset or a
@@ -389,7 +415,7 @@ class DANet(FreeingFunctional, keras.Model):
                 palette=[list(color) for color in info.palette],
             )
         record.update(metadata or {})
-        return save_to_preset(self, directory, metadata=record)
+        return save_to_preset(self, directory, metadata=record, overwrite=overwrite)
 
     def get_layer(self, name=None, index=None):
         """Finds a layer by name here, in the backbone or in the training heads.

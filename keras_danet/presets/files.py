@@ -1,13 +1,11 @@
-"""File helpers for presets: hashing, atomic writes and verified downloads."""
+"""File helpers for presets: hashing and verified downloads."""
 
 import hashlib
 import os
-import shutil
-import tempfile
 import urllib.error
 import urllib.request
 
-from keras_danet.atomic_files import give_default_permissions
+from keras_danet.atomic_files import atomic_write_path
 
 _CHUNK = 1 << 20
 
@@ -24,25 +22,6 @@ def sha256_file(path):
     return digest.hexdigest()
 
 
-def replace_directory(staging, directory):
-    """Moves the finished folder `staging` to `directory`, replacing any old one.
-
-    Each step is a rename inside one parent folder, so a reader sees the old folder or the new
-    one, never a half-written one.
-    """
-    give_default_permissions(staging)
-    retired = None
-    if os.path.exists(directory):
-        retired = tempfile.mkdtemp(
-            prefix=f".{os.path.basename(directory)}.old.", dir=os.path.dirname(directory)
-        )
-        os.rmdir(retired)
-        os.replace(directory, retired)
-    os.replace(staging, directory)
-    if retired:
-        shutil.rmtree(retired, ignore_errors=True)
-
-
 def download(url, destination, sha256_prefix=None, progress=True):
     """Downloads `url` (http(s):// or file://) to `destination`; returns the file's sha256.
 
@@ -51,37 +30,28 @@ def download(url, destination, sha256_prefix=None, progress=True):
     """
     from tqdm.auto import tqdm  # a dependency of huggingface_hub
 
-    folder = os.path.dirname(os.path.abspath(destination))
-    os.makedirs(folder, exist_ok=True)
-    descriptor, partial = tempfile.mkstemp(prefix=".download.", dir=folder)
-    digest = hashlib.sha256()
     try:
-        try:
-            response = urllib.request.urlopen(url, timeout=60)
-        except (urllib.error.URLError, OSError, ValueError) as error:
-            raise PresetError(f"Could not download {url}: {error}") from error
-        with response, os.fdopen(descriptor, "wb") as file:
-            total = response.headers.get("Content-Length")
-            with tqdm(
-                total=int(total) if total else None,
-                unit="B",
-                unit_scale=True,
-                desc=os.path.basename(destination),
-                disable=not progress,
-            ) as bar:
-                for chunk in iter(lambda: response.read(_CHUNK), b""):
-                    file.write(chunk)
-                    digest.update(chunk)
-                    bar.update(len(chunk))
+        response = urllib.request.urlopen(url, timeout=60)
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        raise PresetError(f"Could not download {url}: {error}") from error
+    digest = hashlib.sha256()
+    with response, atomic_write_path(destination) as partial, open(partial, "wb") as file:
+        total = response.headers.get("Content-Length")
+        with tqdm(
+            total=int(total) if total else None,
+            unit="B",
+            unit_scale=True,
+            desc=os.path.basename(destination),
+            disable=not progress,
+        ) as bar:
+            for chunk in iter(lambda: response.read(_CHUNK), b""):
+                file.write(chunk)
+                digest.update(chunk)
+                bar.update(len(chunk))
         sha256 = digest.hexdigest()
         if sha256_prefix and not sha256.startswith(sha256_prefix.lower()):
             raise PresetError(
                 f"{url} has sha256 {sha256}, which does not start with the expected "
                 f"{sha256_prefix}: the file is corrupt or not the published one. Deleted it."
             )
-        give_default_permissions(partial)
-        os.replace(partial, destination)
-        return sha256
-    finally:
-        if os.path.exists(partial):
-            os.remove(partial)
+    return sha256

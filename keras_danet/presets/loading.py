@@ -5,13 +5,18 @@ mmseg checkpoint (downloaded, verified and converted into the cache)."""
 import json
 import logging
 import os
-import shutil
 import tempfile
 
 import keras
 
 from keras_danet.presets.files import PresetError, download, sha256_file
-from keras_danet.presets.saving import CONFIG_FILE, METADATA_FILE, WEIGHTS_FILE, save_to_preset
+from keras_danet.presets.saving import (
+    CONFIG_FILE,
+    METADATA_FILE,
+    WEIGHTS_FILE,
+    discard_preset_folder,
+    save_to_preset,
+)
 from keras_danet.presets.table import (
     BUNDLED_PRESETS,
     PRESETS,
@@ -208,7 +213,52 @@ def _read_json(path):
 
 
 def load_preset_folder(cls, folder, num_classes=None, discard_if_corrupt=False):
-    """Builds the model of a preset folder after checking its files."""
+    """Builds the model of a preset folder after checking its files.
+
+    With `discard_if_corrupt` (a folder of our own cache), a damaged preset, whichever of
+    its files is damaged, is deleted so that the next load fetches it anew.
+    """
+    try:
+        model, metadata = _load_checked(cls, folder)
+    except PresetError as error:
+        if not discard_if_corrupt:
+            raise
+        discard_preset_folder(folder)
+        raise PresetError(
+            f"{error} The cached copy was deleted: loading again fetches it anew."
+        ) from error
+    if num_classes is None or _class_count(num_classes) == model.num_classes:
+        model.preset_metadata = _weights_metadata(metadata)
+        return model
+    model = _with_new_classifiers(model, _class_count(num_classes))
+    # The pretrained classes are gone; what the backbone was trained on stays on record.
+    record = _weights_metadata(metadata)
+    for key in ("class_names", "palette", "miou", "miou_ms_flip", "dataset"):
+        record.pop(key, None)
+    record["pretrained"] = metadata.get("preset") or os.path.basename(os.path.normpath(folder))
+    model.preset_metadata = record
+    return model
+
+
+def _class_count(num_classes):
+    if isinstance(num_classes, bool) or not float(num_classes).is_integer() or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive whole number, got {num_classes!r}.")
+    return int(num_classes)
+
+
+def _verify_hash(path, metadata, key, metadata_path):
+    expected = metadata.get(key)
+    if expected is None and key == "config_sha256":
+        return  # older presets (the bundled demo one too) record the weights alone
+    actual = sha256_file(path)
+    if actual != expected:
+        raise PresetError(
+            f"{path} has sha256 {actual}, but {metadata_path} records {expected}: the file "
+            "is truncated or was modified, or a save was interrupted."
+        )
+
+
+def _load_checked(cls, folder):
     paths = {
         name: os.path.join(folder, name) for name in (CONFIG_FILE, WEIGHTS_FILE, METADATA_FILE)
     }
@@ -218,17 +268,10 @@ def load_preset_folder(cls, folder, num_classes=None, discard_if_corrupt=False):
             f"{folder} is not a complete preset folder: {', '.join(missing)} missing."
         )
     metadata = _read_json(paths[METADATA_FILE])
-    expected = metadata.get("weights_sha256")
-    actual = sha256_file(paths[WEIGHTS_FILE])
-    if actual != expected:
-        note = ""
-        if discard_if_corrupt:  # never leave a bad entry in our cache
-            shutil.rmtree(folder, ignore_errors=True)
-            note = " The cached copy was deleted: loading again fetches it anew."
-        raise PresetError(
-            f"{paths[WEIGHTS_FILE]} has sha256 {actual}, but {paths[METADATA_FILE]} records "
-            f"{expected}: the weights are truncated or were modified.{note}"
-        )
+    if not isinstance(metadata, dict):
+        raise PresetError(f"{paths[METADATA_FILE]} holds {type(metadata).__name__}, not a record.")
+    _verify_hash(paths[WEIGHTS_FILE], metadata, "weights_sha256", paths[METADATA_FILE])
+    _verify_hash(paths[CONFIG_FILE], metadata, "config_sha256", paths[METADATA_FILE])
     config = _read_json(paths[CONFIG_FILE])
     registered = config.get("registered_name") if isinstance(config, dict) else None
     if registered not in _ALLOWED_CLASSES:
@@ -248,22 +291,18 @@ def load_preset_folder(cls, folder, num_classes=None, discard_if_corrupt=False):
         raise PresetError(
             f"{paths[WEIGHTS_FILE]} does not fit the model of {paths[CONFIG_FILE]}: {error}"
         ) from error
-    if num_classes is None or int(num_classes) == model.num_classes:
-        model.preset_metadata = _weights_metadata(metadata)
-        return model
-    model = _with_new_classifiers(model, int(num_classes))
-    # The pretrained classes are gone; what the backbone was trained on stays on record.
-    record = _weights_metadata(metadata)
-    for key in ("class_names", "palette", "miou", "miou_ms_flip", "dataset"):
-        record.pop(key, None)
-    record["pretrained"] = metadata.get("preset") or os.path.basename(os.path.normpath(folder))
-    model.preset_metadata = record
-    return model
+    return model, metadata
 
 
 def _weights_metadata(metadata):
     """metadata.json less what describes one file (hashes, versions, parameter counts)."""
-    per_file = {"weights_sha256", "format_version", "keras_version", "keras_danet_version"}
+    per_file = {
+        "weights_sha256",
+        "config_sha256",
+        "format_version",
+        "keras_version",
+        "keras_danet_version",
+    }
     return {k: v for k, v in metadata.items() if k not in per_file | {"parameter_count"}}
 
 

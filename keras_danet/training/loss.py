@@ -1,6 +1,7 @@
 """mmseg DANet's training loss: main + PAM + CAM + 0.4 x auxiliary cross-entropy."""
 
 import keras
+import numpy as np
 from keras import ops
 
 IGNORE_INDEX = 255
@@ -105,9 +106,41 @@ class DANetLoss(keras.losses.Loss):
         }
 
 
+def check_label_array(labels, num_classes, where="labels"):
+    """Raises a clear error for NumPy labels that are not class indices of `num_classes`.
+
+    Integers below `num_classes`, or 255 for ignored pixels; anything else (a float map
+    from a bilinear resize, PyTorch's -1, a class the model does not have) is refused with
+    the values found. Tensors and datasets are left alone (the dataset readers check their
+    files).
+    """
+    if not isinstance(labels, np.ndarray):
+        return
+    if not (np.issubdtype(labels.dtype, np.integer) or labels.dtype == bool):
+        raise ValueError(
+            f"{where}: labels must be integer class indices, got {labels.dtype}. A float "
+            "label map (from a bilinear resize, say) needs nearest-neighbour resizing and "
+            "an integer cast."
+        )
+    bad = (labels < 0) | ((labels >= num_classes) & (labels != IGNORE_INDEX))
+    if bad.any():
+        found = np.unique(labels[bad])
+        shown = ", ".join(str(v) for v in found[:10]) + (" ..." if found.size > 10 else "")
+        raise ValueError(
+            f"{where}: label values {shown} are not classes of this {num_classes}-class "
+            f"model: labels are 0-{num_classes - 1}, and {IGNORE_INDEX} for ignored pixels "
+            "(not -1)."
+        )
+
+
 def as_label_map(labels):
     """(batch, H, W) class maps from (batch, H, W) or (batch, H, W, 1) labels."""
     labels = ops.convert_to_tensor(labels)
+    if "float" in str(labels.dtype) or "complex" in str(labels.dtype):
+        raise ValueError(
+            f"Labels must be integer class indices, got {labels.dtype}: cast them (after a "
+            "nearest-neighbour resize) to uint8 or int32; 255 marks ignored pixels."
+        )
     if len(labels.shape) == 4:
         if labels.shape[-1] not in (1, None):
             raise ValueError(

@@ -89,6 +89,8 @@ class SetPolyHorizon(keras.callbacks.Callback):
     """
 
     def on_train_begin(self, logs=None):
+        if self.params.get("steps") == 0:  # Keras would fail later, on an unbound variable
+            raise ValueError("fit() got no training batches: the training data is empty.")
         schedule = poly_schedule_of(self.model.optimizer)
         if schedule is None or schedule.decay_steps is not None:
             return

@@ -82,8 +82,15 @@ def test_damaged_weights_are_refused(tmp_path, damage):
             + data[middle + 16 :]
         )
     weights.write_bytes(data)
-    with pytest.raises(PresetError, match="model.weights.h5 has sha256 .* truncated or were"):
+    with pytest.raises(PresetError, match="weights.h5 has sha256 .* truncated or was modified"):
         DANet.from_preset(folder)
+
+
+def _record_hash(folder, key, path):
+    metadata_path = pathlib.Path(folder, "metadata.json")
+    metadata = json.loads(metadata_path.read_text())
+    metadata[key] = sha256_file(path)
+    metadata_path.write_text(json.dumps(metadata))
 
 
 def test_config_naming_another_class_is_refused(tmp_path):
@@ -92,6 +99,7 @@ def test_config_naming_another_class_is_refused(tmp_path):
     config = json.loads(path.read_text())
     config.update(module="os", class_name="system", registered_name="os>system")
     path.write_text(json.dumps(config))
+    _record_hash(folder, "config_sha256", path)  # as an attacker's Hub repo would
     with pytest.raises(PresetError, match="only keras_danet>DANet may be built"):
         DANet.from_preset(folder)
 
@@ -102,6 +110,7 @@ def test_weights_of_another_architecture_are_refused(tmp_path):
     # Keep the checksum honest so that only the architecture check can catch it.
     os.replace(os.path.join(other, "model.weights.h5"), os.path.join(small, "model.weights.h5"))
     os.replace(os.path.join(other, "metadata.json"), os.path.join(small, "metadata.json"))
+    _record_hash(small, "config_sha256", os.path.join(small, "config.json"))
     with pytest.raises(PresetError, match="does not fit the model of"):
         DANet.from_preset(small)
 

@@ -50,6 +50,7 @@ def test_dry_run_writes_presets_cards_and_manifest(tmp_path, mirrored_preset):
     np.testing.assert_array_equal(to_numpy(DANet.from_preset(str(folder))(images)), expected)
 
 
+@pytest.mark.one_backend
 def test_command_line_refuses_a_checkpoint_with_the_wrong_hash(tmp_path):
     mirror = make_mirror(tmp_path / "mirror", DANet.presets["danet_r101_voc12aug"])
     result = run_python(

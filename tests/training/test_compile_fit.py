@@ -97,7 +97,7 @@ def _weight(model, path):
 
 def test_train_on_batch_without_a_horizon_says_how_to_give_one():
     model = _model()
-    model.compile()
+    model.compile(**QUICK)
     images, labels = _data(count=2)
     with pytest.raises(Exception, match="max_iterations"):
         model.train_on_batch(images, labels)
@@ -178,7 +178,7 @@ def test_fit_accepts_tf_data_and_py_dataset():
         2
     )
     model = _model()
-    model.compile()
+    model.compile(**QUICK)
     history = model.fit(dataset, epochs=2, verbose=0)
     assert model.optimizer._learning_rate.decay_steps == 3
     assert np.isfinite(history.history["loss"]).all()

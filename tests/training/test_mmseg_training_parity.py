@@ -15,6 +15,7 @@ import pytest
 
 from keras_danet import DANet, convert_mmseg_checkpoint
 from tests.conftest import fixture_path, to_numpy
+from tests.helpers import QUICK
 
 FIXTURE = "danet_r50_tiny_train"
 TERMS = {"main_loss": "loss_main", "pam_loss": "loss_pam", "cam_loss": "loss_cam"}
@@ -38,7 +39,9 @@ def stepped():
     reference = np.load(fixture_path(FIXTURE, "reference.npz"))
     model = _model("checkpoint.pth")
     before = [to_numpy(w).copy() for w in model.weights]
-    model.compile(max_iterations=40_000)  # the recipe; the first step runs at lr0 = 0.01
+    # The recipe; the first step runs at lr0 = 0.01. What a step computes, not how it is
+    # compiled (QUICK: TensorFlow runs it eagerly instead of tracing for a minute).
+    model.compile(max_iterations=40_000, **QUICK)
     logs = model.train_on_batch(
         reference["input_rgb_0_255_nhwc"], reference["labels"], return_dict=True
     )
@@ -81,7 +84,7 @@ def test_avg_non_ignore_terms_equal_mmseg():
 
     reference = np.load(fixture_path(FIXTURE, "reference_avg_non_ignore.npz"))
     model = _model("checkpoint.pth")
-    model.compile(loss=DANetLoss(avg_non_ignore=True), max_iterations=40_000)
+    model.compile(loss=DANetLoss(avg_non_ignore=True), max_iterations=40_000, **QUICK)
     logs = model.train_on_batch(
         reference["input_rgb_0_255_nhwc"], reference["labels"], return_dict=True
     )

@@ -1,0 +1,125 @@
+"""The CLI's promise for bad input: exit status 2 and one line naming the problem, checked
+before any long work, and nothing of the user's overwritten. Run in-process: what is tested
+is `main`'s handling, not the interpreter (tests/test_cli.py runs the installed script)."""
+
+import contextlib
+import os
+import subprocess
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from keras_danet import data
+from keras_danet.cli import main
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    root = tmp_path_factory.mktemp("photos")
+    images, _ = data.synthetic_scenes(2, 32, 48, seed=3)
+    Image.fromarray(images[0]).save(root / "a.png")
+    Image.fromarray(images[1]).save(root / "a.jpg", quality=95)
+    return root
+
+
+def _fails(capsys, *arguments):
+    """Runs the CLI; asserts exit 2 and a one-line message without a traceback; returns it."""
+    try:
+        code = main(["--quiet", *map(str, arguments)])
+    except SystemExit as stopped:  # argparse
+        code = stopped.code
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+def test_no_command_and_unknown_options(capsys):
+    assert "the following arguments are required: COMMAND" in _fails(capsys)
+    assert "unrecognized arguments: --colour" in _fails(
+        capsys, "predict", "a.png", "--out", "x", "--colour"
+    )
+
+
+def test_predict_out_is_a_file(photos, tmp_path, capsys):
+    (tmp_path / "out").write_text("mine")
+    assert "is a file; it must be a folder" in _fails(
+        capsys, "predict", photos / "a.png", "--out", tmp_path / "out"
+    )
+    assert (tmp_path / "out").read_text() == "mine"
+
+
+def test_predict_two_images_of_one_name_are_refused_before_any_work(photos, tmp_path, capsys):
+    err = _fails(capsys, "predict", photos / "a.png", photos / "a.jpg", "--out", tmp_path / "o")
+    assert "would both be written to" in err and "a.png" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_predict_never_overwrites_an_input_image(photos, capsys):
+    before = (photos / "a.png").read_bytes()
+    assert "is one of the input images" in _fails(
+        capsys, "predict", photos / "a.png", "--out", photos
+    )
+    assert (photos / "a.png").read_bytes() == before
+
+
+def test_attention_out_is_a_folder(photos, tmp_path, capsys):
+    assert "is a folder; give the path of a file" in _fails(
+        capsys, "attention", photos / "a.png", "--point", "5,5", "--out", tmp_path
+    )
+
+
+def test_evaluate_json_that_cannot_be_written_is_refused_before_the_evaluation(tmp_path, capsys):
+    (tmp_path / "file").write_text("")
+    common = ["evaluate", "--preset", "danet_demo_shapes", "--dataset", "folder"]
+    common += ["--data-root", tmp_path, "--classes", "a,b"]
+    assert "is a folder" in _fails(capsys, *common, "--json", tmp_path)
+    assert "cannot write in" in _fails(capsys, *common, "--json", tmp_path / "file" / "r.json")
+
+
+def test_convert_errors(tmp_path, capsys):
+    assert "missing.pth" in _fails(capsys, "convert", tmp_path / "missing.pth", tmp_path / "o")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.tex").write_text("years of work")
+    checkpoint = os.path.join(os.path.dirname(__file__), "..", "fixtures", "danet_r50_tiny")
+    err = _fails(capsys, "convert", os.path.join(checkpoint, "checkpoint.pth"), tmp_path / "mine")
+    assert "holds thesis.tex" in err and "--overwrite" in err
+    assert os.listdir(tmp_path / "mine") == ["thesis.tex"]
+
+
+def test_check_data_without_a_dataset(tmp_path, capsys):
+    err = _fails(capsys, "check-data", "--dataset", "ade20k", "--data-root", tmp_path / "nowhere")
+    assert "nowhere" in err
+
+
+def test_predict_onto_a_full_disk_names_the_file(photos, tmp_path, capsys):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)], capture_output=True
+    )
+    if done.returncode:
+        pytest.skip(f"cannot mount a tmpfs on this machine: {done.stderr.decode().strip()}")
+    try:
+        with contextlib.suppress(OSError), open(disk / "filler", "wb") as file:
+            file.write(b"\0" * (1 << 20))  # fills it up
+        err = _fails(capsys, "predict", photos / "a.png", "--out", disk)
+        assert "No space left on device" in err and str(disk / "a.png") in err
+        assert ".partial" not in err
+        assert sorted(os.listdir(disk)) == ["filler"]
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_a_cache_that_is_a_file(tmp_path, monkeypatch, capsys):
+    (tmp_path / "cache").write_text("")
+    monkeypatch.setenv("KERAS_DANET_HOME", str(tmp_path / "cache"))
+    err = _fails(capsys, "predict", "x.png", "--preset", "danet_r50_cityscapes", "--out", "o")
+    assert "Could not load the preset" in err
+
+
+def test_bundled_preset_works_with_an_unwritable_home(photos, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HOME", "/nonexistent/home")
+    assert main(["--quiet", "predict", str(photos / "a.png"), "--out", str(tmp_path)]) == 0
+    assert np.asarray(Image.open(tmp_path / "a.png")).shape == (32, 48)

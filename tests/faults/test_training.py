@@ -1,0 +1,101 @@
+"""Training input mistakes end `fit` with an error that names the values, before a step runs;
+a diverging run stops at the first NaN loss instead of training on with NaN weights."""
+
+import keras
+import numpy as np
+import pytest
+
+from keras_danet import DANet
+from keras_danet.training import DANetLoss
+from tests.conftest import TINY
+from tests.helpers import QUICK
+
+SHAPE = (2, 32, 40)
+
+
+@pytest.fixture(scope="module")
+def model():
+    model = DANet(num_classes=4, dropout=0.0, **TINY)
+    model.compile(max_iterations=100, **QUICK)
+    return model
+
+
+def _images(count=2):
+    return np.random.default_rng(0).uniform(0, 255, (count, *SHAPE[1:], 3)).astype("float32")
+
+
+def _labels(count=2, value=None):
+    labels = np.random.default_rng(1).integers(0, 4, (count, *SHAPE[1:])).astype("uint8")
+    if value is not None:
+        labels[:, :4, :4] = value
+    return labels
+
+
+@pytest.mark.parametrize(
+    "labels, message",
+    [
+        (_labels().astype("float32"), "labels must be integer class indices, got float32"),
+        (_labels(value=9), r"label values 9 are not classes of this 4-class model"),
+        (_labels().astype("int32") - (_labels() == 0), r"label values -1 .*\(not -1\)"),
+    ],
+    ids=["float", "beyond-the-classes", "minus-one"],
+)
+def test_wrong_label_arrays_are_refused_before_training(model, labels, message):
+    before = [w.copy() for w in model.get_weights()]
+    with pytest.raises(ValueError, match=message):
+        model.fit(_images(), labels, batch_size=2, verbose=0)
+    for got, want in zip(model.get_weights(), before, strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_wrong_validation_labels_are_refused(model):
+    with pytest.raises(ValueError, match=r"validation_data=.*label values 9"):
+        model.fit(
+            _images(),
+            _labels(),
+            validation_data=(_images(), _labels(value=9)),
+            batch_size=2,
+            verbose=0,
+        )
+
+
+def test_float_label_tensors_are_refused_by_the_loss():
+    logits = keras.ops.zeros((*SHAPE, 4))
+    with pytest.raises(ValueError, match="Labels must be integer class indices"):
+        DANetLoss()(keras.ops.zeros(SHAPE, "float32"), logits)
+
+
+def test_labels_of_the_wrong_rank_are_refused(model):
+    with pytest.raises(ValueError, match=r"Labels must be class maps .*got shape \(2, 32, 40, 3\)"):
+        model.fit(_images(), np.zeros((*SHAPE, 3), np.uint8), batch_size=2, verbose=0)
+
+
+def test_an_all_ignored_batch_trains_with_zero_loss(model):
+    history = model.fit(_images(), np.full(SHAPE, 255, np.uint8), batch_size=2, verbose=0)
+    assert history.history["loss"] == [0.0]
+    assert all(np.isfinite(w).all() for w in model.get_weights())
+
+
+def test_batch_size_one(model):
+    history = model.fit(_images(2), _labels(2), batch_size=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+
+
+def test_an_empty_training_set_is_named(model):
+    with pytest.raises(ValueError, match="no training batches"):
+        model.fit(_images(0), _labels(0), batch_size=2, verbose=0)
+
+
+def test_a_learning_rate_that_diverges_stops_fit_at_the_first_nan_loss():
+    diverging = DANet(num_classes=4, dropout=0.0, **TINY)
+    diverging.compile(learning_rate=1e30, max_iterations=100, **QUICK)
+    with pytest.raises(RuntimeError, match="NaN or Inf loss encountered at batch"):
+        diverging.fit(_images(8), _labels(8), batch_size=2, epochs=3, verbose=0)
+    steps = int(keras.ops.convert_to_numpy(diverging.optimizer.iterations))
+    assert steps < 12  # stopped, not 3 epochs of NaN updates
+
+
+@pytest.mark.parametrize("bad", [2.7, "x", True, 0])
+def test_num_classes_must_be_a_positive_whole_number(bad):
+    with pytest.raises(ValueError, match="num_classes must be a positive whole number"):
+        DANet(num_classes=bad, **TINY)
