@@ -13,8 +13,6 @@ yours, and --preset at a bigger preset ("danet_r50_ade20k") on a GPU.
 import argparse
 import os
 
-import keras
-
 import keras_danet
 from keras_danet.dataset_info import SYNTHETIC_SCENES
 
@@ -78,7 +76,7 @@ def main():
         train,
         validation_data=val,
         epochs=args.epochs,
-        callbacks=[keras.callbacks.BackupAndRestore(os.path.join(args.out, "backup"))],
+        callbacks=[keras_danet.training.BackupAndRestore(os.path.join(args.out, "backup"))],
     )
     folder = model.save_to_preset(os.path.join(args.out, "preset"), dataset=train)
     print(f"Saved {folder}: keras_danet.DANet.from_preset({folder!r})")

@@ -338,7 +338,16 @@ def _attention(args):
 
 
 def _check_data(args):
-    report = _dataset(args).check(progress=not args.quiet)
+    from keras_danet.data import DataError
+
+    if not os.path.isdir(args.data_root):  # a wrong argument, not a problem of the data
+        raise ValueError(f"--data-root {args.data_root} is not a folder.")
+    try:
+        dataset = _dataset(args)
+    except DataError as error:  # missing masks, an empty split: what this command looks for
+        print(f"problems: {' '.join(str(error).split())}")
+        return 1
+    report = dataset.check(progress=not args.quiet)
     print(report)
     return 0 if report.ok else 1
 

@@ -85,6 +85,12 @@ def infer_model_config(state_dict, meta=None, path="checkpoint"):
     """DANet constructor arguments read off an mmseg DANet state dict (and its meta)."""
     for key in ("backbone.stem.6.weight", "decode_head.conv_seg.weight"):
         _shape(state_dict, key, path)  # a clear error for files that are no DANet at all
+    if not any(key.startswith("auxiliary_head.") for key in state_dict):
+        raise CheckpointError(
+            f"{path} is a DANet checkpoint without its FCN auxiliary head (no auxiliary_head.* "
+            "keys): every mmseg DANet config trains one, and keras_danet's DANet has it. "
+            "Convert a checkpoint saved with the auxiliary head."
+        )
     blocks = tuple(
         len({key.split(".")[2] for key in state_dict if key.startswith(f"backbone.layer{s}.")})
         for s in range(1, 5)
@@ -220,6 +226,13 @@ def load_mmseg_state_dict(model, state_dict, source="state_dict"):
         raise CheckpointError(
             f"{source} does not fit the model ({len(problems)} problems):\n  "
             + "\n  ".join(problems)
+        )
+    broken = [key for key in sorted(used) if not np.isfinite(state_dict[key]).all()]
+    if broken:  # a diverged training run: converting would give a model of NaN
+        raise CheckpointError(
+            f"{source} holds NaN or infinite values in {len(broken)} tensors: "
+            + ", ".join(broken[:8])
+            + (" ..." if len(broken) > 8 else "")
         )
     assigned = {id(variable) for variable, _ in assignments}
     unassigned = [v.path for v in model.weights if id(v) not in assigned]

@@ -293,12 +293,14 @@ class DANet(FreeingFunctional, keras.Model):
 
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, **kw):
         """`keras.Model.fit`; it also sets the default poly schedule's horizon, checks
-        labels given as arrays, and stops with an error at a NaN or infinite loss.
+        labels given as arrays, stops with an error at a NaN or infinite loss, and warns
+        when the loss has grown tenfold over its first value (`LossGrowthWarning`).
 
         With `compile()`'s default optimizer and no `max_iterations`, the learning rate
         decays to its end value over `epochs x steps_per_epoch` steps, the whole of this
         call (an `initial_epoch` resumes inside that horizon).
         """
+        from keras_danet.training.divergence import LossGrowthWarning
         from keras_danet.training.loss import check_label_array
         from keras_danet.training.schedule import SetPolyHorizon
 
@@ -316,6 +318,8 @@ class DANet(FreeingFunctional, keras.Model):
             # raise_error also keeps BackupAndRestore's last good backup (Keras deletes it
             # in on_train_end, which a graceful stop would run).
             callbacks.append(keras.callbacks.TerminateOnNaN(raise_error=True))
+        if not any(isinstance(c, LossGrowthWarning) for c in callbacks):
+            callbacks.append(LossGrowthWarning())
         return super().fit(x, y, batch_size, epochs, verbose, callbacks, **kw)
 
     def segment(

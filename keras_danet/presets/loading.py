@@ -18,6 +18,7 @@ from keras_danet.presets.saving import (
     save_to_preset,
 )
 from keras_danet.presets.table import (
+    ALIASES,
     BUNDLED_PRESETS,
     PRESETS,
     Preset,
@@ -71,6 +72,14 @@ def resolve_preset(handle, mirror=None, cache_dir=None, progress=True):
         logger.info("Preset %s: loaded from the Hugging Face Hub (%s)", handle, folder)
         return folder, False
     if os.path.isdir(handle):
+        if not _is_preset_folder(handle) and (
+            handle in PRESETS or handle in BUNDLED_PRESETS or handle in ALIASES
+        ):
+            raise PresetError(
+                f"The folder {os.path.abspath(handle)} is not a preset, and its name shadows "
+                f"the preset {handle!r}: rename or remove that folder, or load from another "
+                "directory."
+            )
         return handle, False
     if handle in PRESETS:
         return _resolve_named(PRESETS[handle], mirror, cache_dir, progress)

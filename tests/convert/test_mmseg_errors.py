@@ -50,6 +50,30 @@ def test_not_a_danet_checkpoint(tmp_path):
         convert_mmseg_checkpoint(path)
 
 
+def test_a_checkpoint_without_its_auxiliary_head_says_so(tmp_path):
+    def drop_aux(state_dict):
+        for key in [key for key in state_dict if key.startswith("auxiliary_head.")]:
+            del state_dict[key]
+
+    path = _tampered(tmp_path, drop_aux)
+    with pytest.raises(CheckpointError, match="without its FCN auxiliary head"):
+        convert_mmseg_checkpoint(path)
+
+
+def test_nan_weights_are_refused_by_name(tmp_path):
+    def poison(state_dict):
+        state_dict["decode_head.pam_out_conv.bn.weight"][3] = float("nan")
+        state_dict["backbone.layer1.0.conv1.weight"][0, 0, 0, 0] = float("inf")
+
+    path = _tampered(tmp_path, poison)
+    with pytest.raises(
+        CheckpointError,
+        match=r"NaN or infinite values in 2 tensors: backbone\.layer1\.0\.conv1\.weight, "
+        r"decode_head\.pam_out_conv\.bn\.weight",
+    ):
+        convert_mmseg_checkpoint(path)
+
+
 def test_truncated_file(tmp_path):
     with open(fixture_path("danet_r50_tiny"), "rb") as file:
         data = file.read()

@@ -123,3 +123,32 @@ def test_bundled_preset_works_with_an_unwritable_home(photos, tmp_path, monkeypa
     monkeypatch.setenv("HOME", "/nonexistent/home")
     assert main(["--quiet", "predict", str(photos / "a.png"), "--out", str(tmp_path)]) == 0
     assert np.asarray(Image.open(tmp_path / "a.png")).shape == (32, 48)
+
+
+def test_check_data_reports_a_missing_mask_as_a_problem_of_the_data(tmp_path, capsys):
+    images, labels = data.synthetic_scenes(2, 24, 32, seed=1)
+    for sub in ("images", "masks"):
+        (tmp_path / sub).mkdir()
+    for index in range(2):
+        Image.fromarray(images[index]).save(tmp_path / "images" / f"{index}.png")
+    Image.fromarray(labels[0]).save(tmp_path / "masks" / "0.png")
+    arguments = ["--quiet", "check-data", "--dataset", "folder", "--data-root", str(tmp_path)]
+    arguments += ["--img-suffix", ".png", "--classes", "sky,road,grass,object"]
+    assert main(arguments) == 1
+    out = capsys.readouterr().out
+    assert "problems:" in out and os.path.join("masks", "1.png") in out
+
+
+def test_blank_class_names_on_the_command_line(tmp_path, capsys):
+    (tmp_path / "images").mkdir()
+    err = _fails(
+        capsys, "check-data", "--dataset", "folder", "--data-root", tmp_path, "--classes", ",,"
+    )
+    assert "class_names must be distinct and not blank" in err
+
+
+def test_an_empty_folder_named_like_a_preset_is_named_as_the_problem(tmp_path, monkeypatch, capsys):
+    (tmp_path / "danet_demo_shapes").mkdir()
+    monkeypatch.chdir(tmp_path)
+    err = _fails(capsys, "predict", "x.png", "--out", "o")
+    assert "shadows the preset 'danet_demo_shapes'" in err

@@ -1,6 +1,8 @@
 """Training input mistakes end `fit` with an error that names the values, before a step runs;
 a diverging run stops at the first NaN loss instead of training on with NaN weights."""
 
+import warnings
+
 import keras
 import numpy as np
 import pytest
@@ -99,3 +101,25 @@ def test_a_learning_rate_that_diverges_stops_fit_at_the_first_nan_loss():
 def test_num_classes_must_be_a_positive_whole_number(bad):
     with pytest.raises(ValueError, match="num_classes must be a positive whole number"):
         DANet(num_classes=bad, **TINY)
+
+
+def test_a_loss_grown_tenfold_is_warned_about_once():
+    from keras_danet.training import LossGrowthWarning
+
+    callback = LossGrowthWarning()
+    callback.on_train_begin()
+    for batch, loss in enumerate([2.0, 5.0, 19.9]):
+        callback.on_train_batch_end(batch, {"loss": loss})
+    with pytest.warns(RuntimeWarning, match="grown from 2 to 20.5 by batch 3: training is"):
+        callback.on_train_batch_end(3, {"loss": 20.5})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        callback.on_train_batch_end(4, {"loss": 40.0})  # once is enough
+
+
+def test_fit_runs_the_loss_growth_warning_it_is_given(model):
+    from keras_danet.training import LossGrowthWarning
+
+    callback = LossGrowthWarning(factor=1e6)  # in place of the default one, not beside it
+    model.fit(_images(), _labels(), batch_size=2, verbose=0, callbacks=[callback])
+    assert callback._first is not None and np.isfinite(callback._first)

@@ -1,12 +1,15 @@
-"""`keras.callbacks.BackupAndRestore` brings a killed `fit` back where its last backup was.
+"""`keras_danet.training.BackupAndRestore` brings a killed `fit` back where its last backup
+was, also when the kill comes while a backup is being written.
 
 A child process trains with backups every 3 steps and is killed with SIGKILL in the middle
-of its second epoch; a second child restarts the same `fit`. The state it resumes from must
+of its second epoch (after a backup, or in the middle of writing one); a second child
+restarts the same `fit`. The state it resumes from must
 equal the state at the last backup exactly: iteration count, learning rate (the poly
 schedule's position), optimizer buffers and weights.
 """
 
 import json
+import os
 import signal
 
 import numpy as np
@@ -23,7 +26,7 @@ import keras, numpy as np
 import keras_danet
 from tests.conftest import TINY
 
-backup, records, kill_at = sys.argv[1], sys.argv[2], int(sys.argv[3])
+backup, records, kill_at, during_backup = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 keras.utils.set_random_seed(0)
 rng = np.random.default_rng(0)
 images = rng.uniform(0, 255, size=(8, 32, 40, 3)).astype("float32")
@@ -44,6 +47,20 @@ def state():
     return arrays
 
 
+if during_backup == "yes":  # SIGKILL in the middle of the weights file of the step's backup
+    import h5py
+    create_dataset, written = h5py.Group.create_dataset, []
+
+    def dying_dataset(self, *args, **kwargs):
+        if int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == kill_at:
+            written.append(args)
+            if len(written) == 40:
+                os.kill(os.getpid(), signal.SIGKILL)
+        return create_dataset(self, *args, **kwargs)
+
+    h5py.Group.create_dataset = dying_dataset
+
+
 class Record(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         np.savez(os.path.join(records, "resumed.npz"), **state())
@@ -60,7 +77,7 @@ class Record(keras.callbacks.Callback):
 
 history = model.fit(
     images, labels, batch_size=2, epochs=3, shuffle=False, verbose=0,
-    callbacks=[keras.callbacks.BackupAndRestore(backup, save_freq=EVERY), Record()],
+    callbacks=[keras_danet.training.BackupAndRestore(backup, save_freq=EVERY), Record()],
 )
 with open(os.path.join(records, "finished.json"), "w") as file:
     json.dump({"epochs_run": len(history.history["loss"]),
@@ -68,24 +85,30 @@ with open(os.path.join(records, "finished.json"), "w") as file:
 """.replace("EVERY", str(BACKUP_EVERY))
 
 
-def _run(tmp_path, kill_at):
+def _run(tmp_path, kill_at, during_backup=False):
     script = tmp_path / "train.py"
     script.write_text(TRAINING)
     code = (
         "import runpy, sys\n"
         f"sys.argv = ['train.py', {str(tmp_path / 'backup')!r}, {str(tmp_path)!r}, "
-        f"'{kill_at}']\n"
+        f"'{kill_at}', '{'yes' if during_backup else 'no'}']\n"
         f"runpy.run_path({str(script)!r}, run_name='__main__')\n"
     )
     return run_python(code)
 
 
-def test_a_killed_fit_resumes_from_its_last_backup(tmp_path):
-    killed = _run(tmp_path, KILL_AT)
+@pytest.mark.parametrize("during_backup", [False, True], ids=["after-a-backup", "in-a-backup"])
+def test_a_killed_fit_resumes_from_its_last_backup(tmp_path, during_backup):
+    # Killed at step 7 (last backup: step 6, epoch 2), or while writing step 6's backup
+    # (last whole backup: step 3, epoch 1).
+    killed = _run(tmp_path, 6 if during_backup else KILL_AT, during_backup)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     assert not (tmp_path / "finished.json").exists()
-    backup = np.load(tmp_path / "step_6.npz")
-    assert int(backup["iterations"]) == 6
+    last = 3 if during_backup else 6
+    assert not (tmp_path / f"step_{last + BACKUP_EVERY}.npz").exists()
+    backup = np.load(tmp_path / f"step_{last}.npz")
+    assert int(backup["iterations"]) == last
+    (tmp_path / "backup" / "notes.txt").write_text("the user's")  # survives the clean-up
 
     resumed = _run(tmp_path, kill_at=-1)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -94,13 +117,15 @@ def test_a_killed_fit_resumes_from_its_last_backup(tmp_path):
     for name in backup.files:  # iterations, learning rate, buffers, weights: all of it
         np.testing.assert_array_equal(state[name], backup[name], err_msg=name)
     assert float(state["learning_rate"]) < 0.01  # mid-schedule, not restarted
+    epoch = last // 4  # 4 steps an epoch
     with open(tmp_path / "resumed.json") as file:
-        assert json.load(file)["initial_epoch"] == 1  # the epoch the backup was taken in
+        assert json.load(file)["initial_epoch"] == epoch  # the epoch the backup was taken in
     with open(tmp_path / "finished.json") as file:
         finished = json.load(file)
-    # Keras restarts the interrupted epoch at its first batch: epochs 2 and 3 run in full.
-    assert finished == {"epochs_run": 2, "iterations": 6 + 2 * 4}
-    assert not (tmp_path / "backup").exists()  # deleted once training finished
+    # Keras restarts the interrupted epoch at its first batch: the rest run in full.
+    assert finished == {"epochs_run": 3 - epoch, "iterations": last + (3 - epoch) * 4}
+    # Its own files deleted once training finished, nothing else.
+    assert os.listdir(tmp_path / "backup") == ["notes.txt"]
 
 
 @pytest.fixture(autouse=True)
