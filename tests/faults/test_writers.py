@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from keras_danet import DANet, PresetError
+from keras_danet.presets.files import sha256_file
 from keras_danet.presets.saving import STALE_PARTIAL_SECONDS
 from tests.conftest import TINY, to_numpy
 from tests.presets.conftest import REPOSITORY
@@ -293,3 +294,37 @@ def test_metadata_that_is_not_a_record_is_refused(tmp_path):
         json.dump([1, 2], file)
     with pytest.raises(PresetError, match="metadata.json holds list, not a record"):
         DANet.from_preset(folder)
+
+
+def test_a_lambda_in_config_json_is_never_run(tmp_path):
+    import keras
+
+    marker = tmp_path / "ran"
+    where = str(marker)
+    layer = keras.layers.Lambda(lambda x: open(where, "w") and x)  # noqa: SIM115
+    payload = keras.saving.serialize_keras_object(layer)
+    folder = DANet(num_classes=3, **TINY).save_to_preset(tmp_path / "preset")
+    config_path = os.path.join(folder, "config.json")
+    for config in (payload, None):  # the whole config, then hidden in an argument
+        if config is None:
+            with open(config_path) as file:
+                config = json.load(file)
+            config["config"]["mean"] = payload
+        with open(config_path, "w") as file:
+            json.dump(config, file)
+        metadata_path = os.path.join(folder, "metadata.json")
+        with open(metadata_path) as file:
+            metadata = json.load(file)
+        metadata["config_sha256"] = sha256_file(config_path)  # as an attacker would
+        with open(metadata_path, "w") as file:
+            json.dump(metadata, file)
+        with pytest.raises(PresetError, match="only keras_danet>DANet|does not build a model"):
+            DANet.from_preset(folder)
+        assert not marker.exists()
+
+
+@pytest.mark.parametrize("handle", ["../../../../../../etc", "hf://../../etc/passwd", "a/../../b"])
+def test_path_traversal_in_a_preset_name_reads_nothing_else(handle, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(PresetError):
+        DANet.from_preset(handle)
