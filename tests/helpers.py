@@ -1,7 +1,11 @@
 """Helpers shared by the tests: backend-neutral gradients and float64 finite differences."""
 
+import contextlib
+import subprocess
+
 import keras
 import numpy as np
+import pytest
 
 
 def backend_gradients(function, arrays):
@@ -96,3 +100,21 @@ def attentive_tiny_model(num_classes=4):
     model.get_layer("pam").gamma.assign(0.5)
     model.get_layer("cam").gamma.assign(0.5)
     return model
+
+
+@contextlib.contextmanager
+def mounted_tmpfs(folder, options):
+    """A tmpfs mounted on the existing `folder` for the block (`options`: "size=300k",
+    "ro,size=1m"): a real full disk or read-only folder. Skips the test where this machine
+    gives no right to mount (CI and the developers' machines run as root)."""
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode:
+        pytest.skip(f"cannot mount a tmpfs ({options}) here: {done.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)

@@ -1,5 +1,7 @@
 """DANet: dilated ResNet-V1c, the dual attention head and the FCN auxiliary head."""
 
+import numbers
+
 import keras
 import numpy as np
 from keras import ops
@@ -21,6 +23,19 @@ CLASSIFIER_LAYERS = ("classifier", "pam_classifier", "cam_classifier", "aux_clas
 
 # compile() arguments that describe a machine, not a training recipe.
 EXECUTION_SETTINGS = ("jit_compile", "run_eagerly", "steps_per_execution")
+
+
+def class_count(num_classes):
+    """`num_classes` as an int; anything but a positive whole number (2.7, "x", True) is an
+    error rather than being truncated."""
+    if (
+        isinstance(num_classes, bool)
+        or not isinstance(num_classes, numbers.Real)
+        or not float(num_classes).is_integer()
+        or num_classes < 1
+    ):
+        raise ValueError(f"num_classes must be a positive whole number, got {num_classes!r}.")
+    return int(num_classes)
 
 
 @keras.saving.register_keras_serializable(package="keras_danet")
@@ -75,13 +90,7 @@ class DANet(FreeingFunctional, keras.Model):
         synchronized_batch_norm=False,
         **kwargs,
     ):
-        if (
-            isinstance(num_classes, bool)
-            or not isinstance(num_classes, (int, float))
-            or not float(num_classes).is_integer()
-            or num_classes < 1
-        ):
-            raise ValueError(f"num_classes must be a positive whole number, got {num_classes!r}.")
+        num_classes = class_count(num_classes)
         mean, std = tuple(float(v) for v in mean), tuple(float(v) for v in std)
         if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
             raise ValueError(f"mean and std need 3 values, std positive; got {mean}, {std}.")

@@ -236,10 +236,12 @@ def load_preset_folder(cls, folder, num_classes=None, discard_if_corrupt=False):
         raise PresetError(
             f"{error} The cached copy was deleted: loading again fetches it anew."
         ) from error
-    if num_classes is None or _class_count(num_classes) == model.num_classes:
+    from keras_danet.models.danet import class_count
+
+    if num_classes is None or class_count(num_classes) == model.num_classes:
         model.preset_metadata = _weights_metadata(metadata)
         return model
-    model = _with_new_classifiers(model, _class_count(num_classes))
+    model = _with_new_classifiers(model, class_count(num_classes))
     # The pretrained classes are gone; what the backbone was trained on stays on record.
     record = _weights_metadata(metadata)
     for key in ("class_names", "palette", "miou", "miou_ms_flip", "dataset"):
@@ -247,12 +249,6 @@ def load_preset_folder(cls, folder, num_classes=None, discard_if_corrupt=False):
     record["pretrained"] = metadata.get("preset") or os.path.basename(os.path.normpath(folder))
     model.preset_metadata = record
     return model
-
-
-def _class_count(num_classes):
-    if isinstance(num_classes, bool) or not float(num_classes).is_integer() or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive whole number, got {num_classes!r}.")
-    return int(num_classes)
 
 
 def _verify_hash(path, metadata, key, metadata_path):

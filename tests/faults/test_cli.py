@@ -4,7 +4,6 @@ is `main`'s handling, not the interpreter (tests/test_cli.py runs the installed 
 
 import contextlib
 import os
-import subprocess
 
 import numpy as np
 import pytest
@@ -12,6 +11,7 @@ from PIL import Image
 
 from keras_danet import data
 from keras_danet.cli import main
+from tests.helpers import mounted_tmpfs
 
 
 @pytest.fixture(scope="module")
@@ -96,20 +96,13 @@ def test_check_data_without_a_dataset(tmp_path, capsys):
 def test_predict_onto_a_full_disk_names_the_file(photos, tmp_path, capsys):
     disk = tmp_path / "disk"
     disk.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)], capture_output=True
-    )
-    if done.returncode:
-        pytest.skip(f"cannot mount a tmpfs on this machine: {done.stderr.decode().strip()}")
-    try:
+    with mounted_tmpfs(disk, "size=64k"):
         with contextlib.suppress(OSError), open(disk / "filler", "wb") as file:
             file.write(b"\0" * (1 << 20))  # fills it up
         err = _fails(capsys, "predict", photos / "a.png", "--out", disk)
         assert "No space left on device" in err and str(disk / "a.png") in err
         assert ".partial" not in err
         assert sorted(os.listdir(disk)) == ["filler"]
-    finally:
-        subprocess.run(["umount", str(disk)], check=True)
 
 
 def test_a_cache_that_is_a_file(tmp_path, monkeypatch, capsys):

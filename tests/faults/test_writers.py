@@ -19,6 +19,7 @@ from keras_danet import DANet, PresetError
 from keras_danet.presets.files import sha256_file
 from keras_danet.presets.saving import STALE_PARTIAL_SECONDS
 from tests.conftest import TINY, to_numpy
+from tests.helpers import mounted_tmpfs
 from tests.presets.conftest import REPOSITORY
 
 PRESET = ["config.json", "metadata.json", "model.weights.h5"]
@@ -232,44 +233,18 @@ def test_two_processes_saving_one_preset_leave_one_whole_preset(tmp_path):
     assert os.listdir(tmp_path) == ["preset"]
 
 
-@pytest.fixture
-def small_tmpfs(tmp_path):
-    """A 300 KB file system: a real full disk. Needs the right to mount (root here)."""
-    mount = tmp_path / "small"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode:
-        pytest.skip(f"cannot mount a tmpfs on this machine: {done.stderr.strip()}")
-    yield mount
-    subprocess.run(["umount", str(mount)], check=True)
-
-
-def test_a_full_disk_is_a_clear_error_and_leaves_nothing(model, small_tmpfs):
-    with pytest.raises(OSError, match="Not enough free disk space for the preset"):
-        model.save_to_preset(small_tmpfs / "preset")
-    assert os.listdir(small_tmpfs) == []
+def test_a_full_disk_is_a_clear_error_and_leaves_nothing(model, tmp_path):
+    with mounted_tmpfs(tmp_path, "size=300k"):  # too small for the weights
+        with pytest.raises(OSError, match="Not enough free disk space for the preset"):
+            model.save_to_preset(tmp_path / "preset")
+        assert os.listdir(tmp_path) == []
 
 
 def test_a_read_only_folder_is_a_clear_error(model, tmp_path):
-    target = tmp_path / "read_only"
-    target.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(target)],
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode:
-        pytest.skip(f"cannot mount a read-only tmpfs here: {done.stderr.strip()}")
-    try:
+    with mounted_tmpfs(tmp_path, "ro,size=1m"):
         with pytest.raises(OSError, match="Read-only file system"):
-            model.save_to_preset(target / "preset")
-        assert os.listdir(target) == []
-    finally:
-        subprocess.run(["umount", str(target)], check=True)
+            model.save_to_preset(tmp_path / "preset")
+        assert os.listdir(tmp_path) == []
 
 
 def test_damaged_config_or_metadata_of_a_cached_preset_is_deleted(tmp_path):
