@@ -14,12 +14,15 @@ class PresetError(ValueError):
     """A preset that cannot be found, downloaded, verified or loaded."""
 
 
-def sha256_file(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for chunk in iter(lambda: file.read(_CHUNK), b""):
+def sha256_file(path_or_file):
+    """The sha256 of a file, given its path or a binary file opened at its start."""
+    if hasattr(path_or_file, "read"):
+        digest = hashlib.sha256()
+        for chunk in iter(lambda: path_or_file.read(_CHUNK), b""):
             digest.update(chunk)
-    return digest.hexdigest()
+        return digest.hexdigest()
+    with open(path_or_file, "rb") as file:
+        return sha256_file(file)
 
 
 def download(url, destination, sha256_prefix=None, progress=True):

@@ -2,10 +2,13 @@
 folder. Named presets come from the local cache, else the Hugging Face Hub, else the original
 mmseg checkpoint (downloaded, verified and converted into the cache)."""
 
+import contextlib
 import json
 import logging
 import os
+import shutil
 import tempfile
+import time
 
 import keras
 
@@ -213,14 +216,6 @@ def convert_original_checkpoint(preset, url, directory, progress=True):
     return metadata
 
 
-def _read_json(path):
-    try:
-        with open(path) as file:
-            return json.load(file)
-    except (OSError, ValueError) as error:
-        raise PresetError(f"{path} is not readable JSON: {error}") from error
-
-
 def load_preset_folder(cls, folder, num_classes=None, discard_if_corrupt=False):
     """Builds the model of a preset folder after checking its files.
 
@@ -263,21 +258,122 @@ def _verify_hash(path, metadata, key, metadata_path):
         )
 
 
+# A reader that opened files of two different saves (another process re-saving the
+# preset) opens them again; a save replaces its three files within milliseconds.
+_READ_ATTEMPTS = 20
+_NAMES = (CONFIG_FILE, WEIGHTS_FILE, METADATA_FILE)
+
+
 def _load_checked(cls, folder):
-    paths = {
-        name: os.path.join(folder, name) for name in (CONFIG_FILE, WEIGHTS_FILE, METADATA_FILE)
-    }
+    """The model and metadata of `folder`, read from one consistent set of its files.
+
+    A save writes each file under a new name and renames it into place, one file after the
+    other (so none is ever absent, but a reader racing a re-save may open new weights beside
+    the old metadata.json). The three files are therefore opened first and read only through
+    those handles: what was opened cannot change. If they fail their hashes while the folder
+    now holds other files, a save was in progress and they are opened again; if the folder
+    still holds the same files, the preset is damaged. Keras loads weights from a path, so
+    if a save replaced the weights during the load, the opened (verified) file is loaded
+    again through a private copy.
+    """
+    paths = {name: os.path.join(folder, name) for name in _NAMES}
+    for attempt in range(_READ_ATTEMPTS):
+        with contextlib.ExitStack() as stack:
+            opened = _open_files(paths, stack)
+            try:
+                metadata, config = _check_opened(paths, opened)
+            except PresetError:
+                time.sleep(0.01 * (attempt + 1))
+                if _still_there(paths, opened) or attempt == _READ_ATTEMPTS - 1:
+                    raise
+                logger.info("%s is being saved by another process; reading again", folder)
+                continue
+            model = _build(cls, folder, paths, config)
+            _load_weights(model, paths, paths[WEIGHTS_FILE])
+            if not _still_there(paths, opened):
+                # A save renamed new weights over the verified file during the load: load
+                # the verified file itself, through a private copy of the opened handle.
+                with tempfile.TemporaryDirectory(prefix="keras-danet-read-") as scratch:
+                    copy = os.path.join(scratch, WEIGHTS_FILE)
+                    with open(copy, "wb") as out:
+                        opened[WEIGHTS_FILE].seek(0)
+                        shutil.copyfileobj(opened[WEIGHTS_FILE], out, 1 << 22)
+                    _load_weights(model, paths, copy)
+            return model, metadata
+    raise PresetError(
+        f"{folder} kept changing while it was read: another process is saving it over and "
+        "over. Load it when the saves are done."
+    )
+
+
+def _open_files(paths, stack):
     missing = [path for path in paths.values() if not os.path.isfile(path)]
     if missing:
         raise PresetError(
-            f"{folder} is not a complete preset folder: {', '.join(missing)} missing."
+            f"{os.path.dirname(missing[0])} is not a complete preset folder: "
+            f"{', '.join(missing)} missing."
         )
-    metadata = _read_json(paths[METADATA_FILE])
+    try:
+        return {name: stack.enter_context(open(path, "rb")) for name, path in paths.items()}
+    except OSError as error:
+        raise PresetError(f"{error.filename} cannot be read: {error.strerror}") from error
+
+
+def _still_there(paths, opened):
+    """Whether each path still names the very file that was opened."""
+    for name, path in paths.items():
+        try:
+            now = os.stat(path)
+        except OSError:
+            return False
+        then = os.fstat(opened[name].fileno())
+        if (now.st_dev, now.st_ino) != (then.st_dev, then.st_ino):
+            return False
+    return True
+
+
+def _load_weights(model, paths, weights):
+    try:
+        model.load_weights(weights)
+    except Exception as error:
+        raise PresetError(
+            f"{paths[WEIGHTS_FILE]} does not fit the model of {paths[CONFIG_FILE]}: {error}"
+        ) from error
+
+
+def _read_json_from(file, path):
+    try:
+        file.seek(0)
+        return json.loads(file.read().decode("utf-8"))
+    except (OSError, ValueError) as error:
+        raise PresetError(f"{path} is not readable JSON: {error}") from error
+
+
+def _verify_hash(file, path, metadata, key, metadata_path):
+    expected = metadata.get(key)
+    if expected is None and key == "config_sha256":
+        return  # older presets (the bundled demo one too) record the weights alone
+    file.seek(0)
+    actual = sha256_file(file)
+    if actual != expected:
+        raise PresetError(
+            f"{path} has sha256 {actual}, but {metadata_path} records {expected}: the file "
+            "is truncated or was modified, or a save was interrupted."
+        )
+
+
+def _check_opened(paths, opened):
+    """metadata.json and config.json, after the hashes of the opened files are checked."""
+    metadata_path = paths[METADATA_FILE]
+    metadata = _read_json_from(opened[METADATA_FILE], metadata_path)
     if not isinstance(metadata, dict):
-        raise PresetError(f"{paths[METADATA_FILE]} holds {type(metadata).__name__}, not a record.")
-    _verify_hash(paths[WEIGHTS_FILE], metadata, "weights_sha256", paths[METADATA_FILE])
-    _verify_hash(paths[CONFIG_FILE], metadata, "config_sha256", paths[METADATA_FILE])
-    config = _read_json(paths[CONFIG_FILE])
+        raise PresetError(f"{metadata_path} holds {type(metadata).__name__}, not a record.")
+    for name, key in ((WEIGHTS_FILE, "weights_sha256"), (CONFIG_FILE, "config_sha256")):
+        _verify_hash(opened[name], paths[name], metadata, key, metadata_path)
+    return metadata, _read_json_from(opened[CONFIG_FILE], paths[CONFIG_FILE])
+
+
+def _build(cls, folder, paths, config):
     registered = config.get("registered_name") if isinstance(config, dict) else None
     if registered not in _ALLOWED_CLASSES:
         raise PresetError(
@@ -290,13 +386,7 @@ def _load_checked(cls, folder):
         raise PresetError(f"{paths[CONFIG_FILE]} does not build a model: {error}") from error
     if not isinstance(model, cls):
         raise PresetError(f"{folder} holds a {type(model).__name__}, not a {cls.__name__}.")
-    try:
-        model.load_weights(paths[WEIGHTS_FILE])
-    except Exception as error:
-        raise PresetError(
-            f"{paths[WEIGHTS_FILE]} does not fit the model of {paths[CONFIG_FILE]}: {error}"
-        ) from error
-    return model, metadata
+    return model
 
 
 def _weights_metadata(metadata):

@@ -233,6 +233,52 @@ def test_two_processes_saving_one_preset_leave_one_whole_preset(tmp_path):
     assert os.listdir(tmp_path) == ["preset"]
 
 
+RESAVER = """
+import sys, keras, keras_danet
+from tests.conftest import TINY
+model = keras_danet.DANet(num_classes=3, **TINY)
+for version in range(1, int(sys.argv[2]) + 1):
+    model.get_layer("pam").gamma.assign(float(version))  # which save a reader got
+    model.save_to_preset(sys.argv[1], metadata={"version": version})
+print("done", flush=True)
+"""
+
+
+@pytest.mark.one_backend
+def test_a_reader_polling_a_preset_that_is_re_saved_always_gets_a_whole_one(tmp_path):
+    """One process re-saves a preset over and over while this one loads it in a loop: every
+    load succeeds and gets one save's weights with that save's metadata, never a gap or a
+    mix (the probe found both)."""
+    folder = tmp_path / "preset"
+    first = DANet(num_classes=3, **TINY)
+    first.get_layer("pam").gamma.assign(0.0)
+    first.save_to_preset(folder, metadata={"version": 0})
+    saves = 60
+    child = subprocess.Popen(
+        [sys.executable, "-c", RESAVER, str(folder), str(saves)],
+        cwd=REPOSITORY,
+        env=dict(os.environ, PYTHONPATH=REPOSITORY),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    seen = []
+    try:
+        while child.poll() is None:
+            loaded = DANet.from_preset(folder)
+            version = float(to_numpy(loaded.get_layer("pam").gamma))
+            # The weights and the metadata.json that vouched for them come from one save.
+            assert loaded.preset_metadata["version"] == version, (len(seen), version)
+            seen.append(version)
+    finally:
+        out, err = child.communicate(timeout=600)
+    assert child.returncode == 0 and "done" in out, err[-2000:]
+    assert all(value.is_integer() and 0 <= value <= saves for value in seen), seen
+    assert len(set(seen)) >= 2, f"the loads did not overlap the saves: {seen}"
+    assert float(to_numpy(DANet.from_preset(folder).get_layer("pam").gamma)) == saves
+    assert os.listdir(tmp_path) == ["preset"]
+
+
 def test_a_full_disk_is_a_clear_error_and_leaves_nothing(model, tmp_path):
     with mounted_tmpfs(tmp_path, "size=300k"):  # too small for the weights
         with pytest.raises(OSError, match="Not enough free disk space for the preset"):
