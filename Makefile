@@ -39,7 +39,7 @@ test: $(STAMP)
 # Everyday work: every test file on one backend (PyTorch: the quickest to start), the
 # smallest sizes, no slow and no one-backend end-to-end tests; under 5 minutes on 2 cores.
 test-fast: $(STAMP)
-	@PY=$(PY) BACKENDS=$(FAST_BACKEND) RUN_SLOW=0 MARKERS="not slow and not one_backend" \
+	@PY=$(PY) BACKENDS=$(FAST_BACKEND) RUN_SLOW=0 RUN_END_TO_END=0 MARKERS="not slow" \
 	  PYTEST_ARGS="-n 2 --dist loadfile $(PYTEST_ARGS)" bash tools/run_suite.sh
 
 lint: $(STAMP)

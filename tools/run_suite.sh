@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
-# The whole test suite: one pytest pass per Keras backend, TEST_JOBS passes at a time, and
-# the slow tests once (on SLOW_BACKEND). `make test` and CI run this.
+# The whole test suite: one pytest pass per Keras backend, TEST_JOBS passes at a time, the
+# end-to-end tests (marker one_backend: fresh interpreters running the README, the examples
+# and the CLI) once as a pass of their own on END_TO_END_BACKEND, and the slow tests once
+# (on SLOW_BACKEND). `make test` and CI run this.
+#
+# The end-to-end tests are a pass of their own so that the two parallel slots stay balanced:
+# inside the torch pass they made tensorflow + torch the longest chain of the run.
 #
 # The passes are separate processes with their own caches and temporary folders, so they
 # can run side by side: most of a test's time is single-threaded (tracing, compiling, Python
@@ -10,6 +15,8 @@ set -uo pipefail
 PY=${PY:-.venv/bin/python}
 BACKENDS=${BACKENDS:-tensorflow jax torch}
 SLOW_BACKEND=${SLOW_BACKEND:-jax}
+END_TO_END_BACKEND=${END_TO_END_BACKEND:-torch}
+RUN_END_TO_END=${RUN_END_TO_END:-1}
 TEST_JOBS=${TEST_JOBS:-2}
 RUN_SLOW=${RUN_SLOW:-1}
 MARKERS=${MARKERS:-not slow}
@@ -20,14 +27,26 @@ trap 'rm -rf "$scratch"' EXIT
 # Nothing is written to $HOME (tests/conftest.py points these at its own folder as well).
 export KERAS_HOME=$scratch/keras XDG_CACHE_HOME=$scratch/cache HF_HOME=$scratch/hf \
        KERAS_DANET_HOME=$scratch/keras_danet TORCHINDUCTOR_CACHE_DIR=$scratch/inductor
+export KERAS_DANET_ONE_BACKEND=$END_TO_END_BACKEND  # tests/conftest.py
 
 passes=()
 for backend in $BACKENDS; do passes+=("$backend"); done
+[ "$RUN_END_TO_END" = 1 ] && passes+=("end_to_end")
 [ "$RUN_SLOW" = 1 ] && passes+=("slow")
 
+backend_of() {
+  case $1 in
+    slow) echo "$SLOW_BACKEND" ;;
+    end_to_end) echo "$END_TO_END_BACKEND" ;;
+    *) echo "$1" ;;
+  esac
+}
+
 run_pass() {
-  local name=$1 backend=$1 markers=$MARKERS extra=()
-  if [ "$name" = slow ]; then backend=$SLOW_BACKEND markers=slow extra=(-s); fi
+  local name=$1 backend markers="($MARKERS) and not one_backend" extra=()
+  backend=$(backend_of "$name")
+  if [ "$name" = slow ]; then markers=slow extra=(-s); fi
+  if [ "$name" = end_to_end ]; then markers="($MARKERS) and one_backend"; fi
   mkdir -p "$scratch/$name"
   local start=$SECONDS
   # shellcheck disable=SC2086  # PYTEST_ARGS is a list of words
@@ -41,7 +60,7 @@ start=$SECONDS
 running=0
 for name in "${passes[@]}"; do
   if [ "$running" -ge "$TEST_JOBS" ]; then wait -n; running=$((running - 1)); fi
-  echo "=== started: $name (KERAS_BACKEND=$([ "$name" = slow ] && echo "$SLOW_BACKEND" || echo "$name"))"
+  echo "=== started: $name (KERAS_BACKEND=$(backend_of "$name"))"
   run_pass "$name" &
   running=$((running + 1))
 done
