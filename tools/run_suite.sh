@@ -45,12 +45,13 @@ backend_of() {
 run_pass() {
   local name=$1 backend markers="($MARKERS) and not one_backend" extra=()
   backend=$(backend_of "$name")
-  if [ "$name" = slow ]; then markers=slow extra=(-s); fi
+  local fast_compile=1  # tests/conftest.py: XLA's quick compile, except for the slow tests
+  if [ "$name" = slow ]; then markers=slow extra=(-s) fast_compile=0; fi
   if [ "$name" = end_to_end ]; then markers="($MARKERS) and one_backend"; fi
   mkdir -p "$scratch/$name"
   local start=$SECONDS
   # shellcheck disable=SC2086  # PYTEST_ARGS is a list of words
-  KERAS_BACKEND=$backend "$PY" -m pytest -p no:cacheprovider --basetemp "$scratch/$name/tmp" \
+  KERAS_BACKEND=$backend KERAS_DANET_TEST_FAST_COMPILE=$fast_compile "$PY" -m pytest -p no:cacheprovider --basetemp "$scratch/$name/tmp" \
     -m "$markers" "${extra[@]}" $PYTEST_ARGS >"$scratch/$name.log" 2>&1
   echo $? >"$scratch/$name.rc"
   echo $((SECONDS - start)) >"$scratch/$name.seconds"

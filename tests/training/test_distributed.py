@@ -8,6 +8,7 @@ instance 100") for Keras' own layers, loss and SGD too, in TF 2.21 (see the READ
 """
 
 import json
+import os
 
 import keras
 import pytest
@@ -77,7 +78,8 @@ def _run(script, prelude="", **environment):
 
 @pytest.mark.skipif(keras.backend.backend() != "jax", reason="keras.distribution is JAX's")
 def test_jax_data_parallel_equals_one_device_on_the_global_batch():
-    got = _run(JAX_DATA_PARALLEL, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2"
+    got = _run(JAX_DATA_PARALLEL, XLA_FLAGS=flags.strip())
     assert got["replicas_equal"]
     # BatchNorm sees the global batch: the sharded step is the single-device step.
     assert got["parallel"] == pytest.approx(got["single"], rel=1e-5)

@@ -1,20 +1,31 @@
-"""`keras_danet.training.BackupAndRestore` brings a killed `fit` back where its last backup
-was, also when the kill comes while a backup is being written.
+"""`keras_danet.training.BackupAndRestore` brings a stopped `fit` back where its last backup
+was, also when a kill comes while a backup is being written.
 
-A child process trains with backups every 3 steps and is killed with SIGKILL in the middle
-of its second epoch (after a backup, or in the middle of writing one); a second child
-restarts the same `fit`. The state it resumes from must
-equal the state at the last backup exactly: iteration count, learning rate (the poly
-schedule's position), optimizer buffers and weights.
+Training with backups every 3 steps stops in the middle of its second epoch; the same `fit`
+is run again. The state it resumes from must equal the state at the last backup exactly:
+iteration count, learning rate (the poly schedule's position), optimizer buffers and
+weights.
+
+- In-process, on every backend: `fit` is interrupted by an exception (what the backend's
+  trainer saves and restores: JAX's state held outside the variables, TensorFlow's and
+  PyTorch's variables).
+- In child processes killed with SIGKILL, after a backup or in the middle of writing one:
+  marked `one_backend`, as what is tested there is the files a kill leaves behind (temporary
+  names renamed into place, h5py interrupted), which is the same on every backend, and four
+  fresh interpreters cost a minute and a half on each.
 """
 
 import json
 import os
 import signal
 
+import keras
 import numpy as np
 import pytest
 
+import keras_danet
+from tests.conftest import TINY
+from tests.helpers import QUICK
 from tests.presets.conftest import run_python
 
 BACKUP_EVERY = 3
@@ -97,6 +108,84 @@ def _run(tmp_path, kill_at, during_backup=False):
     return run_python(code)
 
 
+class _Interrupted(Exception):
+    pass
+
+
+def _state(model):
+    optimizer = model.optimizer
+    arrays = {
+        f"optimizer_{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(optimizer.variables)
+    }
+    arrays.update(
+        {f"weight_{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(model.weights)}
+    )
+    arrays["learning_rate"] = keras.ops.convert_to_numpy(optimizer.learning_rate)
+    arrays["iterations"] = keras.ops.convert_to_numpy(optimizer.iterations)
+    return {name: np.array(value) for name, value in arrays.items()}
+
+
+class _Record(keras.callbacks.Callback):
+    """Keeps the state at each backup and at the start of training; raises at `stop_at`."""
+
+    def __init__(self, stop_at=None):
+        super().__init__()
+        self.stop_at, self.backups, self.at_start = stop_at, {}, None
+
+    def on_train_begin(self, logs=None):
+        self.at_start = _state(self.model)
+        self.initial_epoch = self.model._initial_epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        if step % BACKUP_EVERY == 0:  # BackupAndRestore has just written this state
+            self.backups[step] = _state(self.model)
+        if step == self.stop_at:
+            raise _Interrupted(step)
+
+
+def test_an_interrupted_fit_resumes_from_its_last_backup(tmp_path):
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 255, size=(8, 32, 40, 3)).astype("float32")
+    labels = rng.integers(0, 4, size=(8, 32, 40)).astype("uint8")
+    backup = str(tmp_path / "backup")
+
+    def fit(model, record):
+        model.compile(**QUICK)
+        return model.fit(
+            images,
+            labels,
+            batch_size=2,
+            epochs=3,
+            shuffle=False,
+            verbose=0,
+            callbacks=[
+                keras_danet.training.BackupAndRestore(backup, save_freq=BACKUP_EVERY),
+                record,
+            ],
+        )
+
+    first = _Record(stop_at=KILL_AT)
+    with pytest.raises(_Interrupted):
+        fit(keras_danet.DANet(num_classes=4, dropout=0.0, **TINY), first)
+    last = first.backups[6]
+    assert int(last["iterations"]) == 6 and 9 not in first.backups
+
+    keras.utils.set_random_seed(1)  # other initial weights: all of them must come back
+    again = _Record()
+    history = fit(keras_danet.DANet(num_classes=4, dropout=0.0, **TINY), again)
+    assert sorted(again.at_start) == sorted(last)
+    for name, value in last.items():
+        np.testing.assert_array_equal(again.at_start[name], value, err_msg=name)
+    assert float(again.at_start["learning_rate"]) < 0.01  # mid-schedule, not restarted
+    assert again.initial_epoch == 1  # the epoch of step 6 (4 steps an epoch)
+    # Keras restarts the interrupted epoch at its first batch: the rest run in full.
+    assert len(history.history["loss"]) == 2
+    assert int(keras.ops.convert_to_numpy(again.model.optimizer.iterations)) == 6 + 2 * 4
+    assert not os.path.exists(backup)  # its own files deleted once training finished
+
+
+@pytest.mark.one_backend
 @pytest.mark.parametrize("during_backup", [False, True], ids=["after-a-backup", "in-a-backup"])
 def test_a_killed_fit_resumes_from_its_last_backup(tmp_path, during_backup):
     # Killed at step 7 (last backup: step 6, epoch 2), or while writing step 6's backup
