@@ -60,6 +60,15 @@ def _parser():
     _dataset_arguments(evaluate, default_split="val")
     evaluate.add_argument("--tta", action="store_true", help="multi-scale + flip")
     evaluate.add_argument("--json", help="also write the results here")
+    evaluate.add_argument(
+        "--metrics",
+        default="mIoU",
+        help="mmseg's iou_metrics, comma-separated: mIoU, mDice, mFscore (default mIoU)",
+    )
+    evaluate.add_argument("--beta", type=float, default=1.0, help="the F-score's beta (mFscore)")
+    evaluate.add_argument(
+        "--nan-to-num", type=float, help="the value of a class absent from labels and predictions"
+    )
     _mode_arguments(evaluate)
 
     convert = commands.add_parser("convert", help="mmseg DANet .pth -> preset folder")
@@ -262,9 +271,12 @@ def _check_output_file(path, option):
 
 def _evaluate(args):
     from keras_danet import DANet, evaluate
+    from keras_danet.metrics import SegmentationMetrics
 
     if args.json:
         _check_output_file(args.json, "--json")
+    metrics = [name.strip() for name in args.metrics.split(",") if name.strip()]
+    SegmentationMetrics(1, metrics=metrics)  # an unknown name is refused before the work
     model = DANet.from_preset(args.preset, progress=not args.quiet)
     settings = _settings(model, args)
     result = evaluate(
@@ -275,6 +287,9 @@ def _evaluate(args):
         stride=settings.stride,
         multi_scale=args.tta,
         progress=not args.quiet,
+        metrics=metrics,
+        beta=args.beta,
+        nan_to_num=args.nan_to_num,
     )
     print(result)
     if args.json:

@@ -43,6 +43,9 @@ def evaluate(
     class_names=None,
     window_batch_size=2,
     progress=True,
+    metrics=("mIoU",),
+    beta=1,
+    nan_to_num=None,
 ):
     """mmseg's metrics (aAcc, mIoU, mAcc, per class) of `model` on `data`.
 
@@ -53,6 +56,10 @@ def evaluate(
 
     `data` is a `keras_danet.data` dataset (its images are read at original size, labels
     as mmseg reads them) or any iterable of `(image, label)` pairs or batches.
+
+    `metrics`, `beta` and `nan_to_num` are mmseg's `IoUMetric` options: any of "mIoU",
+    "mDice" and "mFscore" (F-score with `beta`, precision, recall); `nan_to_num` replaces
+    the NaN of a class absent from labels and predictions.
 
     Returns a `SegmentationResult`: print it for mmseg's per-class table, `.summary()`,
     `.to_dict()`, `.save_json(path)`.
@@ -75,7 +82,9 @@ def evaluate(
         raise ValueError(
             f"{len(class_names)} class names for a model of {model.num_classes} classes."
         )
-    metrics = SegmentationMetrics(model.num_classes, class_names)
+    counts = SegmentationMetrics(
+        model.num_classes, class_names, metrics=metrics, beta=beta, nan_to_num=nan_to_num
+    )
     total = len(data.files) if hasattr(data, "files") else None
     description = settings.describe() + (
         f"; multi-scale {list(ratios)}{' + flip' if flip else ''} ({ratios_of})"
@@ -92,11 +101,11 @@ def evaluate(
                 )
             else:
                 scores = predict_logits(model, image, settings, window_batch_size)
-            metrics.update(scores.argmax(-1), label)
+            counts.update(scores.argmax(-1), label)
             bar.update(1)
-            running = metrics.result().miou
+            running = counts.result().miou
             bar.set_postfix(mIoU=f"{running * 100:.2f}" if np.isfinite(running) else "nan")
     seconds = time.perf_counter() - started
-    if metrics.images == 0:
+    if counts.images == 0:
         raise ValueError("No images to evaluate: the data is empty.")
-    return metrics.result(seconds_per_image=seconds / metrics.images, description=description)
+    return counts.result(seconds_per_image=seconds / counts.images, description=description)

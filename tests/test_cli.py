@@ -88,12 +88,15 @@ def test_evaluate_and_check_a_folder_dataset(tmp_path, capsys):
     assert (
         main(
             ["--quiet", "evaluate", "--preset", "danet_demo_shapes", *folder, "--json", str(report)]
+            + ["--metrics", "mIoU,mDice", "--nan-to-num", "0"]
         )
         == 0
     )
-    assert "mIoU" in capsys.readouterr().out
+    assert "mDice" in capsys.readouterr().out
     with open(report) as file:
-        assert set(json.load(file)["per_class"]) == {"sky", "road", "grass", "object"}
+        record = json.load(file)
+    assert set(record["per_class"]) == {"sky", "road", "grass", "object"}
+    assert set(record["per_class"]["sky"]) == {"IoU", "Acc", "Dice"} and record["mDice"] > 0
     assert main(["--quiet", "check-data", *folder]) == 0
     Image.fromarray(np.full((48, 72), 9, np.uint8)).save(f"{root}/masks/scene_00001.png")
     assert main(["--quiet", "check-data", *folder]) == 1
@@ -105,6 +108,11 @@ def test_evaluate_and_check_a_folder_dataset(tmp_path, capsys):
     [
         (["predict", "missing.png", "--out", "x"], "No image file at missing.png"),
         (["predict", "x.png", "--preset", "danet_r50_citysc", "--out", "x"], "Did you mean"),
+        (
+            ["evaluate", "--preset", "danet_demo_shapes", "--metrics", "mIoU,mAP"]
+            + ["--dataset", "folder", "--data-root", "missing", "--classes", "a,b"],
+            "Unknown metrics ['mAP']",
+        ),
     ],
 )
 def test_bad_input_exits_2_with_a_one_line_reason(arguments, reason, capsys):

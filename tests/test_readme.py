@@ -24,7 +24,15 @@ BLOCK = re.compile(
     r"(?P<code>.*?)```",
     re.DOTALL,
 )
-FINE_TUNING_EDITS = {'"danet_r50_ade20k"': '"danet_demo_shapes"', "epochs=20": "epochs=1"}
+# The bundled preset, one epoch, and crops of the test images' size instead of 512x512
+# upscaled from them (105 s of one CPU step at batch 8 for the same code path).
+FINE_TUNING_EDITS = {
+    '"danet_r50_ade20k"': '"danet_demo_shapes"',
+    "epochs=20": "epochs=1",
+    "class_names=classes, batch_size=8)": (
+        "class_names=classes, batch_size=8, crop_size=(64, 96), scale=(104, 72))"
+    ),
+}
 
 
 def _blocks():

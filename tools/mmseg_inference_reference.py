@@ -14,6 +14,13 @@ With the tiny mmseg checkpoints of tests/fixtures (loaded into mmseg's own DANet
            from both, a class predicted but absent, an all-255 image, and an ADE20K-style
            label file read with LoadAnnotations(reduce_zero_label=True); its unrounded
            per-class arrays and its rounded summary.
+  outside_* `IoUMetric` on predictions outside the classes (255 padding, -1, C, a class of
+           another set): the issue's 4-pixel case and a random one; unrounded arrays.
+  options_* `IoUMetric(iou_metrics=["mIoU", "mDice", "mFscore"])`, and with beta=2 and
+           nan_to_num=-1, on the metric_* inputs: unrounded arrays and rounded summaries.
+  folder_order  `BaseSegDataset` listing a folder without a split file: file names that
+           sort differently with and without their suffix (`a-1.jpg` / `a.jpg`), sub-folders,
+           a hidden file and a hidden folder; the image and mask paths in mmseg's order.
 
 Run in the mmseg venv (see mmseg_reference.py):
     .venv-mmseg/bin/python tools/mmseg_inference_reference.py --out tests/fixtures/evaluation
@@ -192,6 +199,111 @@ def metric_cases(arrays, cases, out):
     )
 
 
+def _iou_metric(labels, predictions, classes, summary=False, **options):
+    """mmseg's IoUMetric over (label, prediction) pairs: its unrounded per-class arrays (and
+    with `summary`, also its rounded summary)."""
+    options.setdefault("iou_metrics", ["mIoU"])
+    metric = IoUMetric(**options)
+    metric.dataset_meta = {"classes": [f"class_{i}" for i in range(classes)]}
+    samples = []
+    for label, prediction in zip(labels, predictions, strict=True):
+        sample = SegDataSample()
+        sample.gt_sem_seg = PixelData(data=torch.from_numpy(label[None].astype(np.int64)))
+        sample.pred_sem_seg = PixelData(data=torch.from_numpy(prediction[None].astype(np.int64)))
+        samples.append(sample.to_dict())
+    metric.process({}, samples)
+    totals = [sum(parts) for parts in zip(*metric.results, strict=True)]
+    unrounded = IoUMetric.total_area_to_metrics(
+        *totals, options["iou_metrics"], options.get("nan_to_num"), options.get("beta", 1)
+    )
+    if summary:
+        return unrounded, {k: float(v) for k, v in metric.compute_metrics(metric.results).items()}
+    return unrounded
+
+
+def metric_option_cases(arrays, cases):
+    # The inputs of the metric_* case (absent classes, an all-255 image) with every metric
+    # of IoUMetric, then beta=2 and nan_to_num=-1.
+    spec = cases["metric"]
+    labels = [arrays[f"metric_label_{i}"] for i in range(spec["images"])]
+    predictions = [arrays[f"metric_prediction_{i}"] for i in range(spec["images"])]
+    for name, options in {
+        "all": dict(iou_metrics=["mIoU", "mDice", "mFscore"]),
+        "beta_nan": dict(iou_metrics=["mDice", "mFscore"], beta=2, nan_to_num=-1),
+    }.items():
+        unrounded, summary = _iou_metric(
+            labels, predictions, spec["num_classes"], summary=True, **options
+        )
+        for key, value in unrounded.items():
+            arrays[f"options_{name}_{key}"] = np.asarray(value, np.float64)
+        cases[f"options_{name}"] = dict(options=options, summary=summary, keys=list(unrounded))
+
+
+def outside_prediction_cases(arrays, cases):
+    # The issue's case: one labelled pixel of class 0 predicted 255.
+    issue = ([np.array([[0, 0, 1, 1]], np.uint8)], [np.array([[0, 255, 1, 1]], np.int64)], 2)
+    rng = np.random.RandomState(5)
+    labels, predictions = [], []
+    for height, width in [(12, 17), (9, 9)]:
+        label = rng.randint(0, 5, (height, width))
+        label[rng.rand(height, width) < 0.1] = 255
+        prediction = np.where(rng.rand(height, width) < 0.6, label, rng.randint(0, 5, label.shape))
+        # Outside the 5 classes: 255 padding, -1, 5 and 7 (a class of another set).
+        outside = rng.rand(height, width) < 0.2
+        prediction[outside] = rng.choice([255, -1, 5, 7], outside.sum())
+        labels.append(label.astype(np.uint8))
+        predictions.append(prediction.astype(np.int64))
+    for name, (case_labels, case_predictions, classes) in {
+        "issue": issue,
+        "random": (labels, predictions, 5),
+    }.items():
+        result = _iou_metric(case_labels, case_predictions, classes)
+        for index, label in enumerate(case_labels):
+            arrays[f"outside_{name}_label_{index}"] = label
+            arrays[f"outside_{name}_prediction_{index}"] = case_predictions[index]
+        arrays[f"outside_{name}_iou"] = result["IoU"]
+        arrays[f"outside_{name}_acc"] = result["Acc"]
+        arrays[f"outside_{name}_aacc"] = np.float64(result["aAcc"])
+        cases[f"outside_{name}"] = dict(num_classes=classes, images=len(case_labels))
+
+
+def folder_order_case(cases):
+    import tempfile
+
+    from mmseg.datasets import BaseSegDataset
+
+    # Names that sort one way with their suffix and another without ("-", " ", "+", ","
+    # come before "."), in sub-folders too; a hidden file (mmengine skips it) and a hidden
+    # folder (mmengine walks it); a file of another suffix.
+    names = [
+        "a.jpg", "a-1.jpg", "a 1.jpg", "a+1.jpg", "a,1.jpg", "a_1.jpg", "a1.jpg", "B.jpg",
+        "b.jpg", "b/c.jpg", "b-c/d.jpg", "b.c/e.jpg", ".hidden.jpg", ".cache/f.jpg",
+        "notes.txt", "z.jpg.png",
+    ]  # fmt: skip
+    with tempfile.TemporaryDirectory() as root:
+        for name in names:
+            image = os.path.join(root, "images", name)
+            mask = os.path.join(root, "masks", name.removesuffix(".jpg") + ".png")
+            for path in (image, mask):
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                open(path, "w").close()
+        dataset = BaseSegDataset(
+            data_root=root,
+            data_prefix=dict(img_path="images", seg_map_path="masks"),
+            img_suffix=".jpg",
+            seg_map_suffix=".png",
+            metainfo=dict(classes=("a", "b")),
+            pipeline=[],
+            serialize_data=False,
+        )
+        infos = [dataset.get_data_info(i) for i in range(len(dataset))]
+        images = [os.path.relpath(info["img_path"], f"{root}/images") for info in infos]
+        masks = [os.path.relpath(info["seg_map_path"], f"{root}/masks") for info in infos]
+    cases["folder_order"] = dict(
+        files=names, img_suffix=".jpg", seg_map_suffix=".png", images=images, masks=masks
+    )
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", default="evaluation_fixture")
@@ -202,6 +314,9 @@ def main():
     slide_cases(arrays, cases)
     tta_case(arrays, cases, out)
     metric_cases(arrays, cases, out)
+    outside_prediction_cases(arrays, cases)
+    metric_option_cases(arrays, cases)
+    folder_order_case(cases)
     if reference.STUB_CALLS:
         sys.exit(f"mmcv._ext stubs were called ({reference.stubs_called()}); nothing written")
     np.savez_compressed(os.path.join(out, "reference.npz"), **arrays)

@@ -143,18 +143,22 @@ class SegmentationDataset(keras.utils.PyDataset):
 
 
 def _pairs(image_dir, label_dir, image_suffix, label_suffix, names=None, where="folder"):
-    """mmseg's file listing: every `*image_suffix` under `image_dir` (sorted, recursive) or
-    the `names` of a split file, each with the label of the same relative name."""
+    """mmseg's file listing: every `*image_suffix` under `image_dir` (recursive) or the
+    `names` of a split file, each with the label of the same relative name.
+
+    As mmengine's `list_dir_or_file` and mmseg's `BaseSegDataset`: hidden files (".name")
+    are skipped, sub-folders are walked (hidden and linked ones too), and the list is sorted
+    by the image's whole path, suffix included, so "a-1.jpg" comes before "a.jpg".
+    """
     if not os.path.isdir(image_dir):
         raise DataError(f"The image folder {image_dir} does not exist.")
     if names is None:
-        names = []
-        for folder, _, files in os.walk(image_dir):
+        found = []
+        for folder, _, files in os.walk(image_dir, followlinks=True):
             for file in files:
-                if file.endswith(image_suffix):
-                    relative = os.path.relpath(os.path.join(folder, file), image_dir)
-                    names.append(relative[: -len(image_suffix)])
-        names.sort()
+                if file.endswith(image_suffix) and not file.startswith("."):
+                    found.append(os.path.relpath(os.path.join(folder, file), image_dir))
+        names = [relative[: -len(image_suffix)] for relative in sorted(found)]
         if not names:
             raise DataError(f"No files ending in {image_suffix!r} under {image_dir} ({where}).")
     pairs, missing = [], []

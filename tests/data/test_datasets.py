@@ -224,3 +224,36 @@ def test_batches_depend_on_seed_epoch_and_index_only(scenes):
     other_seed = _folder(scenes, batch_size=2, seed=6, **SMALL)
     assert not np.array_equal(other_seed[0][0], first[0])
     assert len(one) == 3 and len(_folder(scenes, batch_size=4, **SMALL)) == 1  # whole batches
+
+
+def test_a_folder_lists_its_files_in_mmseg_order(tmp_path):
+    # mmseg's BaseSegDataset on the same files (tools/mmseg_inference_reference.py): sorted by
+    # the whole image path, so "a-1.jpg" before "a.jpg"; hidden files skipped, hidden and
+    # nested folders walked.
+    import json
+
+    from tests.conftest import FIXTURES
+
+    with open(os.path.join(FIXTURES, "evaluation", "cases.json")) as file:
+        spec = json.load(file)["folder_order"]
+    suffix, mask_suffix = spec["img_suffix"], spec["seg_map_suffix"]
+    for name in spec["files"]:
+        for path in (
+            tmp_path / "images" / name,
+            tmp_path / "masks" / (name.removesuffix(suffix) + mask_suffix),
+        ):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch()
+    dataset = data.folder(
+        str(tmp_path / "images"),
+        str(tmp_path / "masks"),
+        suffix,
+        mask_suffix,
+        class_names=["a", "b"],
+        split="val",
+    )
+    images = [os.path.relpath(image, tmp_path / "images") for image, _ in dataset.files]
+    masks = [os.path.relpath(mask, tmp_path / "masks") for _, mask in dataset.files]
+    assert images == spec["images"]
+    assert masks == spec["masks"]
+    assert images.index("a-1.jpg") < images.index("a.jpg")

@@ -84,3 +84,57 @@ def test_metrics_equal_mmseg_iou_metric():
     assert result.aacc == pytest.approx(float(REFERENCE["metric_aacc"]), abs=1e-6)
     for key, value in result.summary().items():
         assert value == pytest.approx(spec["summary"][key], abs=1e-4), key
+
+
+@pytest.mark.parametrize("case", ["outside_issue", "outside_random"])
+def test_predictions_outside_the_classes_count_as_mmseg_counts_them(case):
+    # A labelled pixel predicted 255, -1 or a class of another set is in its label's area
+    # (so wrong), in neither the predicted area nor the intersection.
+    spec = CASES[case]
+    metrics = SegmentationMetrics(spec["num_classes"])
+    for index in range(spec["images"]):
+        metrics.update(REFERENCE[f"{case}_prediction_{index}"], REFERENCE[f"{case}_label_{index}"])
+    result = metrics.result()
+    np.testing.assert_allclose(result.iou, REFERENCE[f"{case}_iou"], atol=1e-6)
+    np.testing.assert_allclose(result.accuracy, REFERENCE[f"{case}_acc"], atol=1e-6)
+    assert result.aacc == pytest.approx(float(REFERENCE[f"{case}_aacc"]), abs=1e-6)
+
+
+def test_the_issue_case_of_a_prediction_outside_the_classes():
+    # mmseg's numbers for label [0, 0, 1, 1], prediction [0, 255, 1, 1] (the fixture's).
+    assert float(REFERENCE["outside_issue_aacc"]) == 0.75
+    np.testing.assert_array_equal(REFERENCE["outside_issue_iou"], [0.5, 1.0])
+    result = SegmentationMetrics(2).update(np.array([[0, 255, 1, 1]]), np.array([[0, 0, 1, 1]]))
+    result = result.result()
+    assert (result.aacc, list(result.accuracy), list(result.iou)) == (0.75, [0.5, 1], [0.5, 1])
+
+
+@pytest.mark.parametrize("case", ["options_all", "options_beta_nan"])
+def test_dice_fscore_beta_and_nan_to_num_equal_mmseg(case):
+    spec, inputs = CASES[case], CASES["metric"]
+    options = dict(spec["options"])
+    metrics = SegmentationMetrics(
+        inputs["num_classes"],
+        metrics=options.pop("iou_metrics"),
+        beta=options.pop("beta", 1),
+        nan_to_num=options.pop("nan_to_num", None),
+    )
+    for index in range(inputs["images"]):
+        metrics.update(REFERENCE[f"metric_prediction_{index}"], REFERENCE[f"metric_label_{index}"])
+    result = metrics.result()
+    assert ["aAcc", *result.columns()] == spec["keys"]  # mmseg's columns, in its order
+    for key in result.columns():
+        theirs, ours = REFERENCE[f"{case}_{key}"], result.per_class(key)
+        np.testing.assert_array_equal(np.isnan(ours), np.isnan(theirs), err_msg=key)
+        np.testing.assert_allclose(ours[~np.isnan(ours)], theirs[~np.isnan(theirs)], atol=1e-6)
+    assert result.aacc == pytest.approx(float(REFERENCE[f"{case}_aAcc"]), abs=1e-6)
+    assert result.summary() == pytest.approx(spec["summary"], abs=1e-4)
+    assert list(result.summary()) == list(spec["summary"])
+    record = result.to_dict()
+    assert set(record["per_class"]["class_0"]) == set(result.columns())
+    assert all(column in str(result) for column in spec["summary"])
+
+
+def test_unknown_metrics_are_named():
+    with pytest.raises(ValueError, match=r"Unknown metrics \['mAP'\]; known: \['mIoU'"):
+        SegmentationMetrics(3, metrics=["mIoU", "mAP"])
