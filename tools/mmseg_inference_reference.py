@@ -170,18 +170,7 @@ def metric_cases(arrays, cases, out):
     labels.append(loaded)
     predictions.append(rng.randint(0, 6, raw.shape).astype(np.uint8))
 
-    metric = IoUMetric(iou_metrics=["mIoU"])
-    metric.dataset_meta = {"classes": [f"class_{i}" for i in range(classes)]}
-    samples = []
-    for label, prediction in zip(labels, predictions, strict=True):
-        sample = SegDataSample()
-        sample.gt_sem_seg = PixelData(data=torch.from_numpy(label[None].astype(np.int64)))
-        sample.pred_sem_seg = PixelData(data=torch.from_numpy(prediction[None].astype(np.int64)))
-        samples.append(sample.to_dict())
-    metric.process({}, samples)
-    totals = [sum(parts) for parts in zip(*metric.results, strict=True)]
-    unrounded = IoUMetric.total_area_to_metrics(*totals, ["mIoU"])
-    summary = metric.compute_metrics(metric.results)
+    unrounded, summary = _iou_metric(labels, predictions, classes, summary=True)
     for index, (label, prediction) in enumerate(zip(labels, predictions, strict=True)):
         arrays[f"metric_label_{index}"] = label
         arrays[f"metric_prediction_{index}"] = prediction
@@ -195,7 +184,7 @@ def metric_cases(arrays, cases, out):
         images=len(labels),
         raw_label_file="metric_raw_label.png",
         raw_label_index=len(labels) - 1,
-        summary={k: float(v) for k, v in summary.items()},
+        summary=summary,
     )
 
 
