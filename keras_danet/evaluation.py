@@ -7,6 +7,7 @@ import numpy as np
 from keras_danet.inference import (
     MULTI_SCALE_RATIOS,
     InferenceSettings,
+    flip_directions,
     multi_scale_flip_probabilities,
     predict_logits,
 )
@@ -27,6 +28,11 @@ def _samples(data):
         if labels.ndim == 4 and labels.shape[-1] == 1:
             labels = labels[..., 0]
         yield from zip(images, labels, strict=True)
+
+
+def _flips(flip):
+    directions = flip_directions(flip)
+    return f" + flip ({', '.join(directions)})" if directions else ""
 
 
 def evaluate(
@@ -87,9 +93,7 @@ def evaluate(
     )
     total = len(data.files) if hasattr(data, "files") else None
     description = settings.describe() + (
-        f"; multi-scale {list(ratios)}{' + flip' if flip else ''} ({ratios_of})"
-        if multi_scale
-        else ""
+        f"; multi-scale {list(ratios)}{_flips(flip)} ({ratios_of})" if multi_scale else ""
     )
     bar = tqdm(total=total, desc="evaluating", unit="image", disable=not progress)
     started = time.perf_counter()

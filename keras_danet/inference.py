@@ -173,6 +173,34 @@ def softmax(logits):
     return exponentials / exponentials.sum(-1, keepdims=True)
 
 
+FLIP_DIRECTIONS = ("horizontal", "vertical")
+
+
+def flip_directions(flip):
+    """The flipped views of `flip` (True, False, a direction or a list of them), checked."""
+    if flip is True:
+        return ("horizontal",)
+    if flip is False or flip is None:
+        return ()
+    directions = (flip,) if isinstance(flip, str) else tuple(flip)
+    wrong = [d for d in directions if d not in FLIP_DIRECTIONS]
+    if wrong or len(set(directions)) != len(directions):
+        raise ValueError(
+            f"flip must be True, False, or distinct directions out of {list(FLIP_DIRECTIONS)}; "
+            f"got {flip!r}."
+        )
+    return directions
+
+
+def _flipped(array, direction):
+    """`array` (H, W, ...) mirrored left-right ("horizontal") or upside down ("vertical")."""
+    if direction == "horizontal":
+        return array[:, ::-1]
+    if direction == "vertical":
+        return array[::-1]
+    return array
+
+
 def multi_scale_flip_probabilities(
     model,
     image,
@@ -188,6 +216,10 @@ def multi_scale_flip_probabilities(
     also mirrored; each view's logits (whole or slide, as `settings`) are flipped back,
     resized to the image's size, softmaxed, and the probabilities averaged.
 
+    `flip` is True (mirrored left-right, mmseg's default), False, "vertical", or a list of
+    directions, e.g. `["horizontal", "vertical"]`: one more view per direction and ratio, as
+    mmseg's `RandomFlip(prob=1.0, direction=...)` views in its `TestTimeAug`.
+
     `ratios_of="image"` scales the original image by each ratio, as mmseg 1.x does;
     `ratios_of="test_scale"` resizes it to fit `settings.test_scale` x ratio, as mmseg 0.x
     did when the published multi-scale numbers were computed (the same for 1024x2048
@@ -199,6 +231,7 @@ def multi_scale_flip_probabilities(
         raise ValueError(f"ratios_of must be 'image' or 'test_scale', got {ratios_of!r}.")
     if ratios_of == "test_scale" and not settings.test_scale:
         raise ValueError("ratios_of='test_scale' needs settings with a test_scale.")
+    directions = flip_directions(flip)
     total, views = None, 0
     for ratio in ratios:
         if ratios_of == "image":
@@ -206,12 +239,11 @@ def multi_scale_flip_probabilities(
         else:
             long_edge, short_edge = settings.test_scale
             view = rescale(image, (int(long_edge * ratio), int(short_edge * ratio)))
-        for mirrored in (False, True) if flip else (False,):
-            logits = _logits_of_view(
-                model, view[:, ::-1] if mirrored else view, settings, window_batch_size
+        for direction in (None, *directions):
+            logits = _flipped(
+                _logits_of_view(model, _flipped(view, direction), settings, window_batch_size),
+                direction,  # and back
             )
-            if mirrored:
-                logits = logits[:, ::-1]
             probabilities = softmax(_resize_logits(logits, image.shape[:2], model.align_corners))
             total = probabilities if total is None else total + probabilities
             views += 1

@@ -148,3 +148,10 @@ def test_every_command_has_help(command, capsys):
         main([command, "--help"])
     assert stopped.value.code == 0
     assert capsys.readouterr().out.startswith(f"usage: keras-danet {command}")
+
+
+def test_flip_directions_are_checked_by_argparse(capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(["predict", "x.png", "--out", "x", "--tta", "--flip", "horizontal,diagonal"])
+    assert stopped.value.code == 2
+    assert "distinct directions out of ['horizontal', 'vertical']" in capsys.readouterr().err

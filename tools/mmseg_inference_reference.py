@@ -10,6 +10,7 @@ With the tiny mmseg checkpoints of tests/fixtures (loaded into mmseg's own DANet
            keep_ratio=True) for r in 0.5 ... 1.75, no flip and flip) from a PNG file: every
            view's logits after mmseg's postprocess (flipped back, resized to the image), the
            averaged softmax, and the merged prediction.
+  tta_vertical  the same with horizontal and vertical flips (RandomFlip(direction=...)).
   metric_* `IoUMetric`: label maps and predictions of several sizes with a class absent
            from both, a class predicted but absent, an all-255 image, and an ADE20K-style
            label file read with LoadAnnotations(reduce_zero_label=True); its unrounded
@@ -103,20 +104,19 @@ def slide_cases(arrays, cases):
 
 
 @torch.no_grad()
-def tta_case(arrays, cases, out):
+def tta_case(arrays, cases, out, name="tta", ratios=TTA_RATIOS, directions=("horizontal",)):
     model = load_model("danet_r50_tiny", 19, False, dict(mode="whole"))
     image = rgb_image(45, 61, seed=9).round().astype(np.uint8)
     path = os.path.join(out, "tta_image.png")
     Image.fromarray(image).save(path)
+    flips = [RandomFlip(prob=0.0, direction="horizontal")]
+    flips += [RandomFlip(prob=1.0, direction=direction) for direction in directions]
     pipeline = [
         LoadImageFromFile(),
         TestTimeAug(
             transforms=[
-                [Resize(scale_factor=r, keep_ratio=True) for r in TTA_RATIOS],
-                [
-                    RandomFlip(prob=0.0, direction="horizontal"),
-                    RandomFlip(prob=1.0, direction="horizontal"),
-                ],
+                [Resize(scale_factor=r, keep_ratio=True) for r in ratios],
+                flips,
                 [PackSegInputs()],
             ]
         ),
@@ -135,12 +135,15 @@ def tta_case(arrays, cases, out):
         shapes.append(list(view["inputs"][0].shape[1:]))
     logits = np.stack(views)
     probabilities = torch.from_numpy(logits).softmax(-1).mean(0).numpy()
-    arrays.update(
-        tta_image=image, tta_probabilities=probabilities, tta_prediction=merged.astype(np.uint8)
-    )
-    cases["tta"] = dict(
-        ratios=TTA_RATIOS, flips=[False, True], view_shapes=shapes, file="tta_image.png"
-    )
+    if name == "tta":  # the same image for every case
+        arrays["tta_image"] = image
+    arrays[f"{name}_probabilities"] = probabilities
+    arrays[f"{name}_prediction"] = merged.astype(np.uint8)
+    cases[name] = dict(ratios=list(ratios), view_shapes=shapes, file="tta_image.png")
+    if name == "tta":
+        cases[name]["flips"] = [False, True]
+    else:
+        cases[name]["directions"] = list(directions)
 
 
 def metric_cases(arrays, cases, out):
@@ -302,6 +305,8 @@ def main():
     arrays, cases = {}, {}
     slide_cases(arrays, cases)
     tta_case(arrays, cases, out)
+    # mmseg 0.x's flip_direction=["horizontal", "vertical"]: one view per direction.
+    tta_case(arrays, cases, out, "tta_vertical", [0.75, 1.0, 1.5], ("horizontal", "vertical"))
     metric_cases(arrays, cases, out)
     outside_prediction_cases(arrays, cases)
     metric_option_cases(arrays, cases)

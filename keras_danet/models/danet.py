@@ -351,7 +351,8 @@ class DANet(FreeingFunctional, keras.Model):
         segmented with this preset's test mode (whole image, or sliding windows with its crop
         and stride, after its test resize), as mmseg evaluated it; `mode`, `crop`, `stride`
         and `test_scale` override that. `multi_scale=True` averages the class probabilities
-        over mmseg's scales (and their mirror images with `flip`).
+        over mmseg's scales (and their mirror images with `flip`: True, False, "vertical"
+        or a list such as `["horizontal", "vertical"]`).
 
         Returns a `(H, W)` uint8 class map for one image, or a list of them.
 

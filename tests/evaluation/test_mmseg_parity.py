@@ -46,6 +46,36 @@ def test_slide_inference_equals_mmseg(case):
         assert np.abs(logits - expected).max() <= _bound(expected)
 
 
+def test_horizontal_and_vertical_flips_equal_mmseg_tta_model():
+    # mmseg's TestTimeAug with RandomFlip(prob=1.0) views in both directions.
+    spec = CASES["tta_vertical"]
+    model = convert_mmseg_checkpoint(fixture_path("danet_r50_tiny"))
+    image = read_image(os.path.join(FOLDER, spec["file"]))
+    probabilities = multi_scale_flip_probabilities(
+        model, image, InferenceSettings("whole"), spec["ratios"], flip=spec["directions"]
+    )
+    expected = REFERENCE["tta_vertical_probabilities"]
+    assert np.abs(probabilities - expected).max() < 1e-5
+    top_two = np.sort(expected, -1)[..., -2:]
+    clear = top_two[..., 1] - top_two[..., 0] > 1e-4
+    np.testing.assert_array_equal(
+        probabilities.argmax(-1)[clear], REFERENCE["tta_vertical_prediction"][clear]
+    )
+    # Without the vertical views the average is another one.
+    horizontal = multi_scale_flip_probabilities(
+        model, image, InferenceSettings("whole"), spec["ratios"], flip=True
+    )
+    assert np.abs(horizontal - expected).max() > 1e-4
+
+
+@pytest.mark.parametrize("flip", ["diagonal", ["vertical", "vertical"], [True]])
+def test_unknown_flip_directions_are_named(flip):
+    with pytest.raises(ValueError, match="flip must be True, False, or distinct directions"):
+        multi_scale_flip_probabilities(  # refused before any model runs
+            None, np.zeros((8, 8, 3), np.uint8), InferenceSettings("whole"), flip=flip
+        )
+
+
 def test_multi_scale_flip_equals_mmseg_tta_model():
     spec = CASES["tta"]
     model = convert_mmseg_checkpoint(fixture_path("danet_r50_tiny"))
