@@ -52,25 +52,13 @@ def _parser():
     predict.add_argument("--preset", default="danet_demo_shapes", help="preset, folder or hf://")
     predict.add_argument("--out", required=True, help="output folder")
     predict.add_argument("--overlay", action="store_true", help="also write overlays")
-    predict.add_argument("--tta", action="store_true", help="multi-scale + flip")
-    predict.add_argument(
-        "--flip",
-        type=_flips,
-        default="horizontal",
-        help="with --tta: the flipped views, comma-separated (horizontal, vertical) or none",
-    )
+    _tta_arguments(predict)
     _mode_arguments(predict)
 
     evaluate = commands.add_parser("evaluate", help="mmseg's mIoU of a preset on a dataset")
     evaluate.add_argument("--preset", required=True)
     _dataset_arguments(evaluate, default_split="val")
-    evaluate.add_argument("--tta", action="store_true", help="multi-scale + flip")
-    evaluate.add_argument(
-        "--flip",
-        type=_flips,
-        default="horizontal",
-        help="with --tta: the flipped views, comma-separated (horizontal, vertical) or none",
-    )
+    _tta_arguments(evaluate)
     evaluate.add_argument("--json", help="also write the results here")
     evaluate.add_argument(
         "--metrics",
@@ -128,6 +116,16 @@ def _dataset_arguments(parser, default_split):
     parser.add_argument("--split-file", help="folder datasets: names of the split, one a line")
     parser.add_argument("--classes", help="folder datasets: class names, comma-separated")
     parser.add_argument("--reduce-zero-label", action="store_true")
+
+
+def _tta_arguments(parser):
+    parser.add_argument("--tta", action="store_true", help="multi-scale + flip")
+    parser.add_argument(
+        "--flip",
+        type=_flips,
+        default="horizontal",
+        help="with --tta: the flipped views, comma-separated (horizontal, vertical) or none",
+    )
 
 
 def _flips(text):
@@ -242,7 +240,7 @@ def _predict(args):
             stride=settings.stride,
             test_scale=settings.test_scale,
             multi_scale=args.tta,
-            flip=list(args.flip),
+            flip=args.flip,
         )
         label_path, overlay_path = outputs[path]
         save_label_png(label_path, labels, palette)
@@ -309,7 +307,7 @@ def _evaluate(args):
         crop=settings.crop,
         stride=settings.stride,
         multi_scale=args.tta,
-        flip=list(args.flip),
+        flip=args.flip,
         progress=not args.quiet,
         metrics=metrics,
         beta=args.beta,

@@ -36,6 +36,7 @@ import json, os, signal, sys
 import keras, numpy as np
 import keras_danet
 from tests.conftest import TINY
+from tests.training.test_resume import _state
 
 backup, records, kill_at, during_backup = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 keras.utils.set_random_seed(0)
@@ -45,17 +46,6 @@ labels = rng.integers(0, 4, size=(8, 32, 40)).astype("uint8")
 model = keras_danet.DANet(num_classes=4, dropout=0.0, **TINY)
 # Resuming is what is tested, not graph tracing (a minute of it on TensorFlow).
 model.compile(run_eagerly=keras.backend.backend() == "tensorflow")
-
-
-def state():
-    optimizer = model.optimizer
-    arrays = {f"optimizer_{i}": keras.ops.convert_to_numpy(v)
-              for i, v in enumerate(optimizer.variables)}
-    arrays.update({f"weight_{i}": keras.ops.convert_to_numpy(v)
-                   for i, v in enumerate(model.weights)})
-    arrays["learning_rate"] = keras.ops.convert_to_numpy(optimizer.learning_rate)
-    arrays["iterations"] = keras.ops.convert_to_numpy(optimizer.iterations)
-    return arrays
 
 
 if during_backup == "yes":  # SIGKILL in the middle of the weights file of the step's backup
@@ -74,14 +64,14 @@ if during_backup == "yes":  # SIGKILL in the middle of the weights file of the s
 
 class Record(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
-        np.savez(os.path.join(records, "resumed.npz"), **state())
+        np.savez(os.path.join(records, "resumed.npz"), **_state(model))
         with open(os.path.join(records, "resumed.json"), "w") as file:
             json.dump({"initial_epoch": self.model._initial_epoch}, file)
 
     def on_train_batch_end(self, batch, logs=None):
         step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
         if step % EVERY == 0:  # BackupAndRestore has just written this state
-            np.savez(os.path.join(records, f"step_{step}.npz"), **state())
+            np.savez(os.path.join(records, f"step_{step}.npz"), **_state(model))
         if step == kill_at:
             os.kill(os.getpid(), signal.SIGKILL)
 
