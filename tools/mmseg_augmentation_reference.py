@@ -11,8 +11,14 @@ keras_danet's functions take, beside the inputs and mmseg's outputs:
   flip_*          RandomFlip(prob=0.5)
   photometric_*   PhotoMetricDistortion() (on BGR, as mmseg; outputs stored as RGB)
   pad_*           SegDataPreProcessor(size=crop) padding: normalised image and label map
+  stretch_*       RandomResize(scale, ratio_range=(0.5, 2.0), keep_ratio=False)
+  choice_*        RandomChoiceResize(scales, resize_type="Resize", keep_ratio=True/False)
+  multiple_*      ResizeToMultiple(size_divisor)
+  padmultiple_*   mmcv's Pad(size_divisor) with its default pad_val (img 0, seg 255)
   chain_*         LoadImageFromFile + LoadAnnotations(reduce_zero_label) + the four
                   transforms + SegDataPreProcessor, from files (PNG and JPEG) written here
+  optionchain_*   the same with RandomChoiceResize or RandomResize(keep_ratio=False),
+                  ResizeToMultiple and Pad(size_divisor) in it
 
 Run in the mmseg venv (see mmseg_reference.py):
     .venv-mmseg/bin/python tools/mmseg_augmentation_reference.py --out tests/fixtures/augmentation
@@ -27,19 +33,27 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mmseg_reference  # noqa: E402, F401  (mmcv._ext stub, mmseg scope)
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from mmcv.transforms import LoadImageFromFile, RandomFlip, RandomResize  # noqa: E402
+from mmcv.transforms import (  # noqa: E402
+    LoadImageFromFile,
+    Pad,
+    RandomChoiceResize,
+    RandomFlip,
+    RandomResize,
+)
 from mmengine.registry import init_default_scope  # noqa: E402
 from mmseg.datasets.transforms import (  # noqa: E402
     LoadAnnotations,
     PackSegInputs,
     PhotoMetricDistortion,
     RandomCrop,
+    ResizeToMultiple,
 )
 from mmseg.models.data_preprocessor import SegDataPreProcessor  # noqa: E402
 from PIL import Image  # noqa: E402
 
 MEAN, STD = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]
 RATIO_RANGE = (0.5, 2.0)
+CHOICES = [(96, 64), (150, 40), (64, 48)]
 
 
 class Draws:
@@ -136,6 +150,45 @@ def main():
         arrays[f"resize_{index}_image"] = rgb(out_["img"])
         arrays[f"resize_{index}_label"] = out_["gt_seg_map"]
 
+    for index, (scale, seed) in enumerate([((96, 64), 1), ((96, 64), 2), ((150, 40), 3)]):
+        with Draws(seed) as draws:
+            out_ = RandomResize(scale=scale, ratio_range=RATIO_RANGE, keep_ratio=False)(
+                {"img": bgr.copy(), "gt_seg_map": label.copy(), "seg_fields": ["gt_seg_map"]}
+            )
+        [sample] = draws.values("random_sample")
+        ratio = sample * (RATIO_RANGE[1] - RATIO_RANGE[0]) + RATIO_RANGE[0]
+        cases[f"stretch_{index}"] = {"scale": list(scale), "ratio": float(ratio)}
+        arrays[f"stretch_{index}_image"] = rgb(out_["img"])
+        arrays[f"stretch_{index}_label"] = out_["gt_seg_map"]
+
+    for index, (keep_ratio, seed) in enumerate([(True, 0), (True, 1), (False, 2), (False, 5)]):
+        with Draws(seed) as draws:
+            out_ = RandomChoiceResize(CHOICES, resize_type="Resize", keep_ratio=keep_ratio)(
+                {"img": bgr.copy(), "gt_seg_map": label.copy(), "seg_fields": ["gt_seg_map"]}
+            )
+        [chosen] = draws.values("randint")
+        cases[f"choice_{index}"] = {
+            "scales": [list(v) for v in CHOICES],
+            "keep_ratio": keep_ratio,
+            "index": int(chosen),
+        }
+        arrays[f"choice_{index}_image"] = rgb(out_["img"])
+        arrays[f"choice_{index}_label"] = out_["gt_seg_map"]
+
+    for index, divisor in enumerate([32, 16, 7]):
+        out_ = ResizeToMultiple(size_divisor=divisor)(
+            {"img": bgr.copy(), "gt_seg_map": label.copy(), "seg_fields": ["gt_seg_map"]}
+        )
+        cases[f"multiple_{index}"] = {"size_divisor": divisor}
+        arrays[f"multiple_{index}_image"] = rgb(out_["img"])
+        arrays[f"multiple_{index}_label"] = out_["gt_seg_map"]
+
+    for index, divisor in enumerate([32, 16, 97]):
+        out_ = Pad(size_divisor=divisor)({"img": bgr.copy(), "gt_seg_map": label.copy()})
+        cases[f"padmultiple_{index}"] = {"size_divisor": divisor}
+        arrays[f"padmultiple_{index}_image"] = rgb(out_["img"])
+        arrays[f"padmultiple_{index}_label"] = out_["gt_seg_map"]
+
     crop_cases = [((40, 56), seed) for seed in range(8)] + [((120, 150), 8)]
     for index, (size, seed) in enumerate(crop_cases):
         with Draws(seed) as draws:
@@ -230,6 +283,71 @@ def main():
         )
         arrays[f"chain_{index}_normalized"] = batch["inputs"][0].permute(1, 2, 0).numpy()
         arrays[f"chain_{index}_label"] = (
+            batch["data_samples"][0].gt_sem_seg.data[0].numpy().astype(np.uint8)
+        )
+
+    # Chains with the other resizing and padding transforms, the crop smaller than some
+    # resized images and larger than others.
+    option_chains = [
+        ("choice", RandomChoiceResize(CHOICES, resize_type="Resize", keep_ratio=True), 3),
+        ("choice", RandomChoiceResize(CHOICES, resize_type="Resize", keep_ratio=True), 4),
+        ("stretch", RandomResize((96, 64), ratio_range=RATIO_RANGE, keep_ratio=False), 5),
+    ]
+    for index, (kind, resizer, seed) in enumerate(option_chains):
+        chain = [
+            LoadImageFromFile(),
+            LoadAnnotations(reduce_zero_label=True),
+            resizer,
+            ResizeToMultiple(size_divisor=16),
+            RandomCrop(crop_size=(40, 56), cat_max_ratio=0.75),
+            RandomFlip(prob=0.5),
+            PhotoMetricDistortion(),
+            Pad(size_divisor=32),
+            PackSegInputs(),
+        ]
+        preprocessor = SegDataPreProcessor(
+            mean=MEAN, std=STD, bgr_to_rgb=True, size=(40, 56), pad_val=0, seg_pad_val=255
+        )
+        results = {
+            "img_path": os.path.join(out, "image.png"),
+            "seg_map_path": os.path.join(out, "label.png"),
+            "reduce_zero_label": True,
+            "seg_fields": [],
+        }
+        steps = {}
+        with Draws(seed) as draws:
+            for transform in chain:
+                before = len(draws.calls)
+                results = transform(results)
+                steps[type(transform).__name__] = draws.calls[before:]
+        resize_draws = steps[type(resizer).__name__]
+        if kind == "choice":
+            target = CHOICES[int(resize_draws[0][2])]
+            keep_ratio = True
+        else:
+            ratio = resize_draws[0][2] * 1.5 + 0.5
+            target = (int(96 * ratio), int(64 * ratio))
+            keep_ratio = False
+        corners = [int(v) for name, _, v in steps["RandomCrop"] if name == "randint"]
+        photometric = Draws(0)
+        photometric.calls = steps["PhotoMetricDistortion"]
+        cases[f"optionchain_{index}"] = {
+            "scale": [list(v) for v in CHOICES] if kind == "choice" else [96, 64],
+            "keep_ratio": keep_ratio,
+            "target_scale": list(target),
+            "crop_size": [40, 56],
+            "resize_to_multiple": 16,
+            "pad_size_divisor": 32,
+            "candidates": [corners[i : i + 2] for i in range(0, len(corners), 2)],
+            "flip": steps["RandomFlip"][0][2] == "horizontal",
+            "photometric": photometric_parameters(photometric),
+        }
+        batch = preprocessor(
+            {"inputs": [results["inputs"]], "data_samples": [results["data_samples"]]},
+            training=True,
+        )
+        arrays[f"optionchain_{index}_normalized"] = batch["inputs"][0].permute(1, 2, 0).numpy()
+        arrays[f"optionchain_{index}_label"] = (
             batch["data_samples"][0].gt_sem_seg.data[0].numpy().astype(np.uint8)
         )
 

@@ -2,7 +2,9 @@
 
 In mmseg's order: `RandomResize` (keep ratio, ratio 0.5-2.0 of a base scale), `RandomCrop`
 (with `cat_max_ratio`), `RandomFlip` (horizontal, p = 0.5), `PhotoMetricDistortion`, and
-the padding of mmseg's data preprocessor. Each transform is a function of its image, label
+the padding of mmseg's data preprocessor. For configs that use them, mmseg's other resizing
+and padding transforms are options: `RandomResize(keep_ratio=False)`, `RandomChoiceResize`,
+`ResizeToMultiple` and `Pad(size_divisor=...)`. Each transform is a function of its image, label
 map and *drawn parameters*, so that it can be checked against mmseg's own transform with the
 draws fixed (tests/data/test_augmentation_parity.py); `Augmentation` draws the parameters
 from the same distributions as mmseg and applies the chain.
@@ -31,19 +33,58 @@ def rescaled_size(height, width, scale):
     return int(height * factor + 0.5), int(width * factor + 0.5)
 
 
-def random_resize(image, label, scale, ratio):
-    """mmseg's `RandomResize(scale, ratio_range, keep_ratio=True)` for a drawn `ratio`.
+def resize(image, label, scale, keep_ratio=True):
+    """mmcv's `Resize(scale, keep_ratio)`: the image bilinearly, the label map nearest.
 
-    The target scale is `(int(scale[0] * ratio), int(scale[1] * ratio))`; the image is
-    resized bilinearly to fit it, aspect ratio kept (it can grow), the label map with
-    nearest-neighbour.
+    `scale` is `(width, height)` as mmseg writes it. With `keep_ratio` the image is fitted
+    inside it, aspect ratio kept (it can grow); without, it is stretched to exactly that size.
     """
     cv2 = _cv2()
-    target = (int(scale[0] * ratio), int(scale[1] * ratio))
-    height, width = rescaled_size(image.shape[0], image.shape[1], target)
+    if keep_ratio:
+        height, width = rescaled_size(image.shape[0], image.shape[1], scale)
+    else:
+        width, height = int(scale[0]), int(scale[1])
     image = cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
     label = cv2.resize(label, (width, height), interpolation=cv2.INTER_NEAREST)
     return image, label
+
+
+def random_resize(image, label, scale, ratio, keep_ratio=True):
+    """mmseg's `RandomResize(scale, ratio_range, keep_ratio)` for a drawn `ratio`.
+
+    The target scale is `(int(scale[0] * ratio), int(scale[1] * ratio))`, then `resize`.
+    """
+    return resize(image, label, ratio_scale(scale, ratio), keep_ratio)
+
+
+def ratio_scale(scale, ratio):
+    """mmcv's `RandomResize._random_sample_ratio`: a base scale times a drawn ratio."""
+    return int(scale[0] * ratio), int(scale[1] * ratio)
+
+
+def resize_to_multiple(image, label, size_divisor):
+    """mmseg's `ResizeToMultiple(size_divisor)`: each side resized up to the next multiple.
+
+    The image bilinearly, the label map nearest (mmcv's `imresize_to_multiple`).
+    """
+    height = -(-image.shape[0] // size_divisor) * size_divisor
+    width = -(-image.shape[1] // size_divisor) * size_divisor
+    return resize(image, label, (width, height), keep_ratio=False)
+
+
+def pad_to_multiple(image, label, size_divisor, image_value=0, label_value=IGNORE_INDEX):
+    """mmcv's `Pad(size_divisor)` with its default `pad_val=dict(img=0, seg=255)`.
+
+    Unlike the data preprocessor's padding, it runs before normalisation, so the image is
+    padded (bottom and right) with raw pixel value 0, black; the dtype is kept.
+    """
+    height = -(-image.shape[0] // size_divisor) * size_divisor
+    width = -(-image.shape[1] // size_divisor) * size_divisor
+    padded = np.full((height, width) + image.shape[2:], image_value, image.dtype)
+    padded[: image.shape[0], : image.shape[1]] = image
+    padded_label = np.full((height, width), label_value, label.dtype)
+    padded_label[: label.shape[0], : label.shape[1]] = label
+    return padded, padded_label
 
 
 def crop_is_acceptable(label, cat_max_ratio, ignore_index=IGNORE_INDEX):
@@ -155,21 +196,33 @@ class Augmentation:
 
     The defaults are every DANet config's; `scale` and `crop_size` are per dataset:
     Cityscapes `(2048, 1024)` and `(512, 1024)` (769 configs: `(2049, 1025)`, `(769, 769)`),
-    ADE20K and VOC `(2048, 512)` and `(512, 512)`.
+    ADE20K and VOC `(2048, 512)` and `(512, 512)`. The other options are for copying an
+    mmseg config that uses other transforms; in the chain they come in this order: resize,
+    `resize_to_multiple`, crop, flip, photometric distortion, `pad_size_divisor`, and last
+    the data preprocessor's padding to `crop_size`.
 
     Args:
-        scale: `RandomResize`'s base scale, `(width, height)` as mmseg writes it.
+        scale: `RandomResize`'s base scale, `(width, height)` as mmseg writes it; or a list
+            of scales, one picked uniformly per image (`RandomChoiceResize(scales)`, no
+            ratio drawn).
         crop_size: `(height, width)` of the crops.
         ratio_range: the resize ratio is drawn uniformly in it.
+        keep_ratio: `False` stretches the image to the drawn scale exactly
+            (`RandomResize(..., keep_ratio=False)`) instead of fitting it inside.
         cat_max_ratio: `RandomCrop`'s bound on the largest class's share (1 disables it).
         flip_probability: of a horizontal flip.
         photometric: apply `PhotoMetricDistortion` (brightness 32, contrast and saturation
             0.5-1.5, hue 18).
         ignore_index: the label of unlabelled pixels.
+        resize_to_multiple: `ResizeToMultiple(size_divisor)` after the resize.
+        pad_size_divisor: mmcv's `Pad(size_divisor)` after the distortion: black (raw 0)
+            image and `ignore_index` label up to a multiple; the crops then pad to at least
+            `crop_size` as before.
 
     Example:
     >>> augment = Augmentation(scale=(2048, 1024), crop_size=(512, 1024))
     >>> image, label = augment(image, label, np.random.default_rng(0))
+    >>> multi_scale = Augmentation(scale=[(2048, 512), (2048, 640)], crop_size=(512, 512))
     """
 
     scale: tuple
@@ -183,10 +236,47 @@ class Augmentation:
     contrast_range: tuple = (0.5, 1.5)
     saturation_range: tuple = (0.5, 1.5)
     hue_delta: int = 18
+    keep_ratio: bool = True
+    resize_to_multiple: int | None = None
+    pad_size_divisor: int | None = None
+
+    def __post_init__(self):
+        try:
+            scales = self.scales
+        except TypeError:
+            scales = []
+        if not scales or any(
+            len(scale) != 2 or not all(isinstance(v, (int, np.integer)) and v > 0 for v in scale)
+            for scale in scales
+        ):
+            raise ValueError(
+                "scale must be (width, height) in positive integers, or a list of them; "
+                f"got {self.scale!r}."
+            )
+        for name in ("resize_to_multiple", "pad_size_divisor"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, (int, np.integer)) and value > 0):
+                raise ValueError(f"{name} must be a positive integer or None, got {value!r}.")
+
+    @property
+    def chooses_scale(self):
+        """Whether `scale` is a list of scales to choose from (`RandomChoiceResize`)."""
+        return len(self.scale) > 0 and all(isinstance(v, (list, tuple)) for v in self.scale)
+
+    @property
+    def scales(self):
+        """The candidate scales, or `[scale]` when a ratio is drawn instead."""
+        return [tuple(v) for v in self.scale] if self.chooses_scale else [tuple(self.scale)]
 
     def draw_ratio(self, rng):
         low, high = self.ratio_range
         return low + rng.random() * (high - low)
+
+    def draw_scale(self, rng):
+        """The target scale of the resize: a ratio times `scale`, or one of the scales."""
+        if self.chooses_scale:  # mmcv's RandomChoiceResize: np.random.randint(len(scales))
+            return self.scales[int(rng.integers(len(self.scales)))]
+        return ratio_scale(self.scale, self.draw_ratio(rng))
 
     def draw_photometric(self, rng):
         """Draws like mmseg: each step with probability 0.5, in mmseg's order."""
@@ -208,7 +298,7 @@ class Augmentation:
         return self.apply(
             image,
             label,
-            ratio=self.draw_ratio(rng),
+            target_scale=self.draw_scale(rng),
             draw_offset=lambda height, width: (
                 int(rng.integers(height + 1)),
                 int(rng.integers(width + 1)),
@@ -217,14 +307,33 @@ class Augmentation:
             photometric=lambda: self.draw_photometric(rng),
         )
 
-    def apply(self, image, label, ratio, draw_offset, flip_horizontally, photometric):
-        """The chain with given draws: a ratio, a crop-corner drawer, then callables giving
-        the flip decision and the `PhotometricParameters` (called in mmseg's order)."""
-        image, label = random_resize(image, label, self.scale, ratio)
+    def apply(
+        self,
+        image,
+        label,
+        ratio=None,
+        draw_offset=None,
+        flip_horizontally=None,
+        photometric=None,
+        *,
+        target_scale=None,
+    ):
+        """The chain with given draws: the resize's `ratio` (or its `target_scale`), a
+        crop-corner drawer, then callables giving the flip decision and the
+        `PhotometricParameters` (called in mmseg's order)."""
+        if target_scale is None:
+            target_scale = ratio_scale(self.scale, ratio)
+        image, label = resize(image, label, target_scale, self.keep_ratio)
+        if self.resize_to_multiple:
+            image, label = resize_to_multiple(image, label, self.resize_to_multiple)
         box = choose_crop(label, self.crop_size, self.cat_max_ratio, draw_offset, self.ignore_index)
         image, label = crop(image, box), crop(label, box)
         if flip_horizontally():
             image, label = flip(image, label)
         if self.photometric:
             image = photometric_distortion(image, photometric())
+        if self.pad_size_divisor:
+            image, label = pad_to_multiple(
+                image, label, self.pad_size_divisor, label_value=self.ignore_index
+            )
         return pad(image, label, self.crop_size, label_value=self.ignore_index)

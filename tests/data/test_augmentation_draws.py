@@ -1,6 +1,7 @@
 """The random draws of `Augmentation` follow mmseg's distributions."""
 
 import numpy as np
+import pytest
 
 from keras_danet.data.augmentation import Augmentation, choose_crop, crop, crop_is_acceptable
 
@@ -75,3 +76,26 @@ def test_crop_acceptance_rule():
     assert crop_is_acceptable(np.array([[0, 0, 1, 1]]), 0.75)
     assert not crop_is_acceptable(np.array([[0, 255, 255, 255]]), 0.75)
     assert crop_is_acceptable(np.array([[0, 0, 1, 255, 255, 255]]), 0.75)
+
+
+def test_choice_resize_picks_each_scale_equally_often_and_the_crop_pads_to_the_divisor():
+    scales = [(96, 64), (150, 40), (64, 48)]
+    augment = Augmentation(scale=scales, crop_size=(40, 56), pad_size_divisor=32)
+    rng = np.random.default_rng(4)
+    picks = [augment.draw_scale(rng) for _ in range(3000)]
+    for scale in scales:
+        assert abs(picks.count(scale) / 3000 - 1 / 3) < 4 * np.sqrt(2 / 9 / 3000)
+    image, label = augment(np.zeros((97, 131, 3), np.uint8), np.zeros((97, 131), np.uint8), rng)
+    assert image.shape == (64, 64, 3) and label.shape == (64, 64)  # 40x56 padded up to 32s
+    assert (label[40:] == 255).all() and (image[40:] == 0).all()  # mmcv's Pad: raw black
+
+
+def test_bad_scales_and_divisors_are_refused_with_the_value():
+    for options, message in [
+        ({"scale": (64,)}, "scale must be"),
+        ({"scale": [(64, 48), (0, 5)]}, "scale must be"),
+        ({"scale": (64, 48), "pad_size_divisor": 0}, "pad_size_divisor"),
+        ({"scale": (64, 48), "resize_to_multiple": 2.5}, "resize_to_multiple"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            Augmentation(crop_size=(32, 40), **options)

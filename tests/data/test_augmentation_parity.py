@@ -18,8 +18,11 @@ from keras_danet.data.augmentation import (
     crop,
     flip,
     pad,
+    pad_to_multiple,
     photometric_distortion,
     random_resize,
+    resize,
+    resize_to_multiple,
 )
 from keras_danet.data.images import read_image, read_label
 from tests.conftest import FIXTURES
@@ -59,6 +62,52 @@ def test_random_resize(case):
         REFERENCE["image"], REFERENCE["label"], parameters["scale"], parameters["ratio"]
     )
     _assert_image_close(image, REFERENCE[f"{case}_image"])
+    np.testing.assert_array_equal(label, REFERENCE[f"{case}_label"])
+
+
+@pytest.mark.parametrize("case", _cases("stretch_"))
+def test_random_resize_without_keeping_the_ratio(case):
+    parameters = CASES[case]
+    image, label = random_resize(
+        REFERENCE["image"], REFERENCE["label"], parameters["scale"], parameters["ratio"], False
+    )
+    _assert_image_close(image, REFERENCE[f"{case}_image"])
+    np.testing.assert_array_equal(label, REFERENCE[f"{case}_label"])
+
+
+@pytest.mark.parametrize("case", _cases("choice_"))
+def test_random_choice_resize(case):
+    parameters = CASES[case]
+    augment = Augmentation(
+        scale=parameters["scales"], crop_size=(8, 8), keep_ratio=parameters["keep_ratio"]
+    )
+    assert augment.chooses_scale
+    scale = augment.scales[parameters["index"]]
+    image, label = resize(REFERENCE["image"], REFERENCE["label"], scale, augment.keep_ratio)
+    _assert_image_close(image, REFERENCE[f"{case}_image"])
+    np.testing.assert_array_equal(label, REFERENCE[f"{case}_label"])
+
+
+def test_random_choice_resize_fixtures_pick_several_scales_both_ways():
+    picked = {(CASES[c]["index"], CASES[c]["keep_ratio"]) for c in _cases("choice_")}
+    assert len({index for index, _ in picked}) > 1 and {k for _, k in picked} == {True, False}
+
+
+@pytest.mark.parametrize("case", _cases("multiple_"))
+def test_resize_to_multiple(case):
+    divisor = CASES[case]["size_divisor"]
+    image, label = resize_to_multiple(REFERENCE["image"], REFERENCE["label"], divisor)
+    assert image.shape[0] % divisor == 0 and image.shape[1] % divisor == 0
+    _assert_image_close(image, REFERENCE[f"{case}_image"])
+    np.testing.assert_array_equal(label, REFERENCE[f"{case}_label"])
+
+
+@pytest.mark.parametrize("case", _cases("padmultiple_"))
+def test_pad_to_a_size_divisor(case):
+    divisor = CASES[case]["size_divisor"]
+    image, label = pad_to_multiple(REFERENCE["image"], REFERENCE["label"], divisor)
+    assert image.dtype == np.uint8
+    np.testing.assert_array_equal(image, REFERENCE[f"{case}_image"])
     np.testing.assert_array_equal(label, REFERENCE[f"{case}_label"])
 
 
@@ -118,6 +167,33 @@ def test_whole_chain_from_files_with_reduce_zero_label(case):
         image,
         label,
         ratio=parameters["ratio"],
+        draw_offset=draw_offset,
+        flip_horizontally=lambda: parameters["flip"],
+        photometric=lambda: PhotometricParameters(**parameters["photometric"]),
+    )
+    assert next(remaining, None) is None
+    normalized = (image - np.array(PAD_COLOR, np.float32)) / STD
+    np.testing.assert_allclose(normalized, REFERENCE[f"{case}_normalized"], atol=1.01 / STD.min())
+    np.testing.assert_array_equal(label, REFERENCE[f"{case}_label"])
+
+
+@pytest.mark.parametrize("case", _cases("optionchain_"))
+def test_whole_chain_with_choice_or_stretch_resize_resize_to_multiple_and_pad(case):
+    parameters = CASES[case]
+    image = read_image(os.path.join(FOLDER, "image.png"))
+    label = read_label(os.path.join(FOLDER, "label.png"), reduce_zero_label=True)
+    draw_offset, remaining = _replay(parameters["candidates"])
+    augment = Augmentation(
+        scale=parameters["scale"],
+        crop_size=parameters["crop_size"],
+        keep_ratio=parameters["keep_ratio"],
+        resize_to_multiple=parameters["resize_to_multiple"],
+        pad_size_divisor=parameters["pad_size_divisor"],
+    )
+    image, label = augment.apply(
+        image,
+        label,
+        target_scale=parameters["target_scale"],
         draw_offset=draw_offset,
         flip_horizontally=lambda: parameters["flip"],
         photometric=lambda: PhotometricParameters(**parameters["photometric"]),
