@@ -114,7 +114,11 @@ def _dataset_arguments(parser, default_split):
     parser.add_argument("--img-suffix", default=".jpg")
     parser.add_argument("--seg-map-suffix", default=".png")
     parser.add_argument("--split-file", help="folder datasets: names of the split, one a line")
-    parser.add_argument("--classes", help="folder datasets: class names, comma-separated")
+    parser.add_argument(
+        "--classes",
+        help="comma-separated class names: for a named dataset a subset or re-ordering of its "
+        "classes (the others ignored, as mmseg's metainfo classes); for a folder, its classes",
+    )
     parser.add_argument("--reduce-zero-label", action="store_true")
 
 
@@ -150,7 +154,10 @@ def _dataset(args):
     from keras_danet import data
 
     if args.dataset != "folder":
-        return getattr(data, args.dataset)(args.data_root, args.split, augment=False)
+        classes = [name.strip() for name in args.classes.split(",")] if args.classes else None
+        return getattr(data, args.dataset)(
+            args.data_root, args.split, augment=False, classes=classes
+        )
     if not args.classes:
         raise ValueError("a folder dataset needs --classes name1,name2,...")
     return data.folder(

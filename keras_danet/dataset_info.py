@@ -21,6 +21,56 @@ class DatasetInfo:
     def num_classes(self):
         return len(self.class_names)
 
+    def subset(self, classes):
+        """`(info, label_map)` for a subset or re-ordering of the classes, as mmseg builds
+        from `metainfo=dict(classes=...)`: class `i` of this dataset becomes
+        `classes.index(name)`, or 255 (ignored) if it is not chosen; the palette keeps each
+        chosen class's colour. `label_map` is a 256-entry lookup table (255 stays 255).
+
+        Example:
+        >>> info, label_map = CITYSCAPES.subset(["road", "car"])
+        >>> info.class_names, info.palette
+        (('road', 'car'), ((128, 64, 128), (0, 0, 142)))
+        """
+        import difflib
+
+        import numpy as np
+
+        if isinstance(classes, str):
+            raise ValueError(
+                f"classes is a list of names, not the string {classes!r}; did you mean "
+                f"{[name.strip() for name in classes.split(',')]}?"
+            )
+        classes = tuple(str(name) for name in classes)
+        if not classes:
+            raise ValueError(f"classes must name at least one class of {self.title}.")
+        repeated = sorted({name for name in classes if classes.count(name) > 1})
+        if repeated:
+            raise ValueError(f"classes names {repeated} more than once.")
+        # The names match with spaces trimmed too: ADE20K's class 7 is "bed " in mmseg.
+        by_name = {name: name for name in self.class_names}
+        by_name.update({name.strip(): name for name in self.class_names})
+        unknown = [name for name in classes if name not in by_name]
+        if unknown:
+            hints = []
+            for name in unknown:
+                close = difflib.get_close_matches(name, self.class_names, n=3, cutoff=0.6)
+                hints.append(f"{name!r}" + (f" (did you mean {close}?)" if close else ""))
+            raise ValueError(
+                f"{', '.join(hints)} {'is' if len(unknown) == 1 else 'are'} not among the "
+                f"{self.num_classes} classes of {self.title}: {list(self.class_names)}."
+            )
+        chosen = [self.class_names.index(by_name[name]) for name in classes]
+        label_map = np.full(256, 255, np.uint8)
+        label_map[chosen] = np.arange(len(chosen))
+        info = DatasetInfo(
+            name=self.name,
+            title=f"{self.title}, {len(chosen)} of {self.num_classes} classes",
+            class_names=tuple(self.class_names[index] for index in chosen),
+            palette=tuple(self.palette[index] for index in chosen),
+        )
+        return info, label_map
+
 
 CITYSCAPES = DatasetInfo(
     name="cityscapes",

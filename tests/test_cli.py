@@ -155,3 +155,16 @@ def test_flip_directions_are_checked_by_argparse(capsys):
         main(["predict", "x.png", "--out", "x", "--tta", "--flip", "horizontal,diagonal"])
     assert stopped.value.code == 2
     assert "distinct directions out of ['horizontal', 'vertical']" in capsys.readouterr().err
+
+
+def test_check_data_on_a_subset_of_a_named_datasets_classes(tmp_path, capsys):
+    from tests.data.test_datasets import make_cityscapes
+
+    make_cityscapes(str(tmp_path), count=2)
+    arguments = ["--dataset", "cityscapes", "--data-root", str(tmp_path), "--split", "train"]
+    assert main(["--quiet", "check-data", *arguments, "--classes", "car, road"]) == 0
+    out = capsys.readouterr().out
+    table = out[out.index("class") :].splitlines()[1:]
+    assert [line.split()[0] for line in table] == ["car", "road"]
+    assert main(["--quiet", "check-data", *arguments, "--classes", "road,cars"]) == 2
+    assert "did you mean ['car']" in capsys.readouterr().err

@@ -22,6 +22,10 @@ With the tiny mmseg checkpoints of tests/fixtures (loaded into mmseg's own DANet
   folder_order  `BaseSegDataset` listing a folder without a split file: file names that
            sort differently with and without their suffix (`a-1.jpg` / `a.jpg`), sub-folders,
            a hidden file and a hidden folder; the image and mask paths in mmseg's order.
+  classes_*  `CityscapesDataset` and `ADE20KDataset` (reduce_zero_label) built with
+           `metainfo=dict(classes=...)`, a re-ordered subset: the label maps its pipeline's
+           LoadAnnotations gives (label_map applied), its classes and palette, and IoUMetric
+           on those labels against random predictions.
 
 Run in the mmseg venv (see mmseg_reference.py):
     .venv-mmseg/bin/python tools/mmseg_inference_reference.py --out tests/fixtures/evaluation
@@ -296,6 +300,65 @@ def folder_order_case(cases):
     )
 
 
+def classes_subset_cases(arrays, cases, out):
+    import tempfile
+
+    from mmseg.datasets import ADE20KDataset, CityscapesDataset
+
+    rng = np.random.RandomState(11)
+    specs = {
+        "cityscapes": (CityscapesDataset, ("car", "road", "person", "sky"), 19, {}),
+        "ade20k": (ADE20KDataset, ("sky", "wall", "bed ", "tree", "clock"), 151, {}),
+    }
+    for name, (dataset_class, classes, values, _) in specs.items():
+        label = rng.randint(0, values, (23, 31)).astype(np.uint8)
+        label[rng.rand(23, 31) < 0.1] = 255
+        # Make the chosen classes common, so that every one of them is in the map.
+        chosen = [dataset_class.METAINFO["classes"].index(c) for c in classes]
+        if name == "ade20k":
+            chosen = [c + 1 for c in chosen]  # the file holds ADE20K's 0 = other
+        common = rng.rand(23, 31) < 0.5
+        label[common] = rng.choice(chosen, common.sum())
+        Image.fromarray(label).save(os.path.join(out, f"classes_{name}.png"))
+        with tempfile.TemporaryDirectory() as root:
+            if name == "cityscapes":
+                images, masks = "leftImg8bit/val/city", "gtFine/val/city"
+                image_name, mask_name = "x_leftImg8bit.png", "x_gtFine_labelTrainIds.png"
+                prefix = dict(img_path="leftImg8bit/val", seg_map_path="gtFine/val")
+            else:
+                images, masks = "images/validation", "annotations/validation"
+                image_name, mask_name = "x.jpg", "x.png"
+                prefix = dict(img_path="images/validation", seg_map_path="annotations/validation")
+            os.makedirs(os.path.join(root, images))
+            os.makedirs(os.path.join(root, masks))
+            image = rgb_image(23, 31, 0).astype(np.uint8)
+            Image.fromarray(image).save(os.path.join(root, images, image_name))
+            Image.fromarray(label).save(os.path.join(root, masks, mask_name))
+            dataset = dataset_class(
+                data_root=root,
+                data_prefix=prefix,
+                metainfo=dict(classes=classes),
+                pipeline=[LoadAnnotations()],
+                serialize_data=False,
+            )
+            mapped = dataset[0]["gt_seg_map"]
+        prediction = rng.randint(0, len(classes), mapped.shape)
+        prediction = np.where(rng.rand(*mapped.shape) < 0.5, mapped, prediction)
+        prediction[prediction == 255] = 0
+        result = _iou_metric([mapped], [prediction], len(classes))
+        arrays[f"classes_{name}_label"] = mapped
+        arrays[f"classes_{name}_prediction"] = prediction.astype(np.int64)
+        arrays[f"classes_{name}_iou"] = result["IoU"]
+        arrays[f"classes_{name}_acc"] = result["Acc"]
+        arrays[f"classes_{name}_aacc"] = np.float64(result["aAcc"])
+        cases[f"classes_{name}"] = dict(
+            file=f"classes_{name}.png",
+            classes=list(dataset.metainfo["classes"]),
+            palette=[list(map(int, color)) for color in dataset.metainfo["palette"]],
+            label_map={str(k): int(v) for k, v in dataset.metainfo["label_map"].items()},
+        )
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", default="evaluation_fixture")
@@ -311,6 +374,7 @@ def main():
     outside_prediction_cases(arrays, cases)
     metric_option_cases(arrays, cases)
     folder_order_case(cases)
+    classes_subset_cases(arrays, cases, out)
     if reference.STUB_CALLS:
         sys.exit(f"mmcv._ext stubs were called ({reference.stubs_called()}); nothing written")
     np.savez_compressed(os.path.join(out, "reference.npz"), **arrays)

@@ -72,16 +72,19 @@ def _scan(dataset, index):
             )
         )
     counts = np.bincount(label.ravel(), minlength=256)
-    bad = np.flatnonzero(counts[dataset.num_classes : IGNORE_INDEX])
+    known = dataset.source_info.num_classes  # checked before a class subset maps them
+    bad = np.flatnonzero(counts[known:IGNORE_INDEX])
     if bad.size:
-        values = ", ".join(str(v + dataset.num_classes) for v in bad[:10])
+        values = ", ".join(str(v + known) for v in bad[:10])
         problems.append(
             (
                 label_path,
                 f"{label_path} has label values {values}, but the dataset has "
-                f"{dataset.num_classes} classes (and {IGNORE_INDEX} for ignored pixels).",
+                f"{known} classes (and {IGNORE_INDEX} for ignored pixels).",
             )
         )
+    if dataset.label_map is not None:
+        counts = np.bincount(dataset.label_map[label].ravel(), minlength=256)
     return problems, counts
 
 

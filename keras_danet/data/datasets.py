@@ -25,6 +25,11 @@ class SegmentationDataset(keras.utils.PyDataset):
     Every random choice comes from `seed`, the epoch and the batch index, so the batches are
     the same however many `workers` (threads; OpenCV releases Python's lock) prepare them.
 
+    `classes` trains or evaluates on a subset or re-ordering of the dataset's classes, as
+    mmseg's `metainfo=dict(classes=...)`: label maps are read and checked against all the
+    dataset's classes, then each chosen class takes its index in `classes` and every other
+    class becomes 255 (ignored); `info` then holds the chosen names and their colours.
+
     Example:
     >>> train = keras_danet.data.cityscapes("data/cityscapes", "train", batch_size=2)
     >>> model.fit(train, epochs=10)
@@ -42,6 +47,7 @@ class SegmentationDataset(keras.utils.PyDataset):
         workers=None,
         max_queue_size=10,
         name="dataset",
+        classes=None,
     ):
         if workers is None:
             workers = min(os.cpu_count() or 1, 8)
@@ -51,7 +57,9 @@ class SegmentationDataset(keras.utils.PyDataset):
         if int(batch_size) < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
         self.files = list(files)
-        self.info = info
+        self.source_info = info
+        self.classes = None if classes is None else tuple(classes)
+        self.info, self.label_map = (info, None) if classes is None else info.subset(classes)
         self.reduce_zero_label = bool(reduce_zero_label)
         self.augmentation = augmentation
         self.batch_size = int(batch_size)
@@ -78,10 +86,12 @@ class SegmentationDataset(keras.utils.PyDataset):
         image = read_image(image_path)
         label = read_label(
             label_path,
-            num_classes=self.num_classes,
+            num_classes=self.source_info.num_classes,
             reduce_zero_label=self.reduce_zero_label,
             image_shape=image.shape,
         )
+        if self.label_map is not None:
+            label = self.label_map[label]
         return image, label
 
     def _order(self):
@@ -121,12 +131,13 @@ class SegmentationDataset(keras.utils.PyDataset):
             workers=self.workers,
             max_queue_size=self.max_queue_size,
             name=self.name,
+            classes=self.classes,
         )
         unknown = set(changes) - set(options)
         if unknown:
             raise TypeError(f"Unknown options {sorted(unknown)}; known: {sorted(options)}.")
         options.update(changes)
-        return SegmentationDataset(self.files, self.info, **options)
+        return SegmentationDataset(self.files, self.source_info, **options)
 
     def check(self, progress=True):
         """Reads every image and label map once; returns a `DatasetReport` of all problems."""
@@ -215,10 +226,11 @@ def cityscapes(root, split="train", **options):
     `*_gtFine_labelIds.png` files by `convert_cityscapes_label_ids(root)`. Training crops are
     512x1024 from scale (2048, 1024); `crop_size=(769, 769), scale=(2049, 1025)` gives the
     769x769 configs'. Other `options` are `SegmentationDataset`'s (`batch_size`, `seed`,
-    `workers`, `augment`).
+    `workers`, `augment`, `classes` for a subset of the classes).
 
     Example:
     >>> train = keras_danet.data.cityscapes("data/cityscapes", "train", batch_size=2)
+    >>> vehicles = keras_danet.data.cityscapes("data/cityscapes", "val", classes=["car", "bus"])
     """
     image_dir = os.path.join(root, "leftImg8bit", split)
     label_dir = os.path.join(root, "gtFine", split)

@@ -205,7 +205,9 @@ class DANet(FreeingFunctional, keras.Model):
         - `loss="auto"`: `DANetLoss`, main + PAM + CAM + 0.4 x auxiliary cross-entropy,
           label 255 ignored, averaged over all pixels. The four weighted terms are logged as
           `main_loss`, `pam_loss`, `cam_loss`, `aux_loss`; `loss` is their sum.
-        - `metrics="auto"`: `keras.metrics.MeanIoU` over the epoch, label 255 ignored.
+        - `metrics="auto"`: `keras.metrics.MeanIoU` over the epoch, label 255 ignored. A
+          list may name mmseg's metrics: "mIoU" (logged as `mean_iou`) and "mDice"
+          (`mean_dice`, `training.MeanDice`), beside any Keras metric.
 
         Any of them can be replaced as in `keras.Model.compile`. A loss other than a
         `DANetLoss` is applied to the main logits only, and the PAM, CAM and auxiliary
@@ -226,16 +228,9 @@ class DANet(FreeingFunctional, keras.Model):
         if isinstance(loss, str) and loss == "auto":
             loss = training.DANetLoss()
         if isinstance(metrics, str) and metrics == "auto":
-            metrics = [
-                keras.metrics.MeanIoU(
-                    self.num_classes,
-                    ignore_class=training.loss.IGNORE_INDEX,
-                    sparse_y_pred=False,
-                    # int32 counts overflow within an epoch of large crops.
-                    dtype="float32",
-                    name="mean_iou",
-                )
-            ]
+            metrics = ["mIoU"]
+        if isinstance(metrics, (list, tuple)):
+            metrics = [self._named_metric(metric) for metric in metrics]
         danet_loss = loss if isinstance(loss, training.DANetLoss) else None
         # Before super().compile(), which fixes the trainable variables.
         self._train_all_heads = danet_loss is not None
@@ -255,6 +250,27 @@ class DANet(FreeingFunctional, keras.Model):
                 head: keras.metrics.Mean(name=f"{head}_loss") for head in danet_loss.head_weights
             }
         object.__setattr__(self, "_loss_terms", terms)
+
+    def _named_metric(self, metric):
+        """mmseg's metric names as Keras metrics over the epoch, label 255 ignored."""
+        from keras_danet import training
+
+        if metric == "mIoU":
+            return keras.metrics.MeanIoU(
+                self.num_classes,
+                ignore_class=training.loss.IGNORE_INDEX,
+                sparse_y_pred=False,
+                dtype="float32",  # int32 counts overflow within an epoch of large crops
+                name="mean_iou",
+            )
+        if metric == "mDice":
+            return training.MeanDice(self.num_classes)
+        if metric == "mFscore":
+            raise ValueError(
+                "mFscore is not a fit metric; keras_danet.evaluate(model, data, "
+                'metrics=["mFscore"]) reports it with precision and recall.'
+            )
+        return metric
 
     def compile_from_config(self, config):
         # Keras skips models whose compile() is overridden; this one round-trips its config.

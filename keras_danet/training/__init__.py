@@ -7,7 +7,15 @@ a backup callback that survives a kill.
 from keras_danet.training.backup import BackupAndRestore
 from keras_danet.training.divergence import LossGrowthWarning
 from keras_danet.training.loss import DANetLoss
+from keras_danet.training.mean_dice import MeanDice
 from keras_danet.training.optimizer import TorchSGD
 from keras_danet.training.schedule import PolyDecay
 
-__all__ = ["BackupAndRestore", "DANetLoss", "LossGrowthWarning", "PolyDecay", "TorchSGD"]
+__all__ = [
+    "BackupAndRestore",
+    "DANetLoss",
+    "LossGrowthWarning",
+    "MeanDice",
+    "PolyDecay",
+    "TorchSGD",
+]

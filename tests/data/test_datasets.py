@@ -257,3 +257,75 @@ def test_a_folder_lists_its_files_in_mmseg_order(tmp_path):
     assert images == spec["images"]
     assert masks == spec["masks"]
     assert images.index("a-1.jpg") < images.index("a.jpg")
+
+
+def _mmseg_case(name):
+    import json
+
+    from tests.conftest import FIXTURES
+
+    folder = os.path.join(FIXTURES, "evaluation")
+    with open(os.path.join(folder, "cases.json")) as file:
+        spec = json.load(file)[f"classes_{name}"]
+    arrays = np.load(os.path.join(folder, "reference.npz"))
+    label = np.array(Image.open(os.path.join(folder, spec["file"])))
+    prefix = f"classes_{name}_"
+    reference = {k.removeprefix(prefix): arrays[k] for k in arrays.files if k.startswith(prefix)}
+    return spec, reference, label
+
+
+@pytest.mark.parametrize("name", ["cityscapes", "ade20k"])
+def test_a_class_subset_reads_labels_classes_and_palette_as_mmseg(tmp_path, name):
+    """mmseg 1.2.2's CityscapesDataset / ADE20KDataset with metainfo=dict(classes=...), a
+    re-ordered subset: its LoadAnnotations' label maps (ADE20K's reduce_zero_label first),
+    classes, palette, and IoUMetric on those labels."""
+    from keras_danet.metrics import SegmentationMetrics
+
+    spec, reference, stored = _mmseg_case(name)
+    image = _image(0, *stored.shape)
+    if name == "cityscapes":
+        _save(f"{tmp_path}/leftImg8bit/val/city/x_leftImg8bit.png", image)
+        _save(f"{tmp_path}/gtFine/val/city/x_gtFine_labelTrainIds.png", stored)
+        dataset = data.cityscapes(str(tmp_path), "val", classes=spec["classes"])
+    else:
+        _save(f"{tmp_path}/images/validation/x.jpg", image)
+        _save(f"{tmp_path}/annotations/validation/x.png", stored)
+        dataset = data.ade20k(str(tmp_path), "val", classes=spec["classes"])
+    _, label = dataset.sample(0)
+    np.testing.assert_array_equal(label, reference["label"])
+    assert list(dataset.info.class_names) == spec["classes"]
+    assert [list(color) for color in dataset.info.palette] == spec["palette"]
+    assert dataset.num_classes == len(spec["classes"])
+    metrics = SegmentationMetrics(dataset.num_classes).update(reference["prediction"], label)
+    result = metrics.result()
+    np.testing.assert_allclose(result.iou, reference["iou"], rtol=1e-6)
+    np.testing.assert_allclose(result.accuracy, reference["acc"], rtol=1e-6)
+    np.testing.assert_allclose(result.aacc, reference["aacc"], rtol=1e-6)
+    # The options travel with the dataset; the check pass counts the chosen classes.
+    same = dataset.with_options(batch_size=1)
+    assert same.info == dataset.info and same.classes == dataset.classes
+    report = dataset.check(progress=False)
+    assert report.class_names == dataset.info.class_names and not report.problems
+    counts = np.bincount(label.ravel(), minlength=256)
+    np.testing.assert_array_equal(report.pixel_counts, counts[: dataset.num_classes])
+
+
+def test_a_class_subset_is_checked_and_bad_labels_are_still_named(tmp_path):
+    make_cityscapes(str(tmp_path), count=1)
+    with pytest.raises(ValueError, match=r"'cars' \(did you mean \['car'\]\?\) is not among"):
+        data.cityscapes(str(tmp_path), classes=["road", "cars"])
+    with pytest.raises(ValueError, match="not the string"):
+        data.cityscapes(str(tmp_path), classes="road,car")
+    with pytest.raises(ValueError, match=r"names \['road'\] more than once"):
+        data.cityscapes(str(tmp_path), classes=["road", "car", "road"])
+    ade = ADE20K.subset(["bed", "wall"])[0]  # mmseg spells class 7 "bed "; either matches
+    assert ade.class_names == ("bed ", "wall")
+    label_path = f"{tmp_path}/gtFine/train/bremen/bremen_000000_000019_gtFine_labelTrainIds.png"
+    _save(label_path, np.full((40, 60), 19))  # 19 is no Cityscapes class, chosen or not
+    dataset = data.cityscapes(str(tmp_path), "train", classes=["road"], augment=False)
+    with pytest.raises(DataError, match="label values? .*19"):
+        dataset.sample(0)
+    assert "label values 19" in str(dataset.check(progress=False).problems)
+    info, label_map = CITYSCAPES.subset(["car", "road"])
+    assert label_map[13] == 0 and label_map[0] == 1 and label_map[255] == 255
+    assert (np.delete(label_map, [0, 13]) == 255).all()

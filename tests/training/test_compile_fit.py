@@ -153,6 +153,52 @@ def test_mean_iou_metric_ignores_255_and_reads_logits():
     assert float(to_numpy(metric.result())) == pytest.approx(np.mean(ious), rel=1e-6)
 
 
+def test_mean_dice_metric_equals_mmseg_over_images_of_several_sizes():
+    """mmseg 1.2.2's IoUMetric(iou_metrics=["mDice", ...]) on the metric_* fixture inputs
+    (absent classes, an all-255 image, 255 in labels); the metric reads one-hot logits."""
+    import json
+    import os
+
+    from keras_danet.training import MeanDice
+    from tests.conftest import FIXTURES
+
+    folder = os.path.join(FIXTURES, "evaluation")
+    reference = np.load(os.path.join(folder, "reference.npz"))
+    with open(os.path.join(folder, "cases.json")) as file:
+        spec = json.load(file)["metric"]
+    metric = MeanDice(spec["num_classes"])
+    # One update of every pixel (the counts do not depend on the layout): one shape to
+    # trace on JAX instead of five.
+    labels = [reference[f"metric_label_{i}"].ravel() for i in range(spec["images"])]
+    predictions = [reference[f"metric_prediction_{i}"].ravel() for i in range(spec["images"])]
+    logits = np.eye(spec["num_classes"], dtype="float32")[np.concatenate(predictions)]
+    metric.update_state(np.concatenate(labels)[None], logits[None])
+    expected = np.nanmean(reference["options_all_Dice"])
+    assert float(to_numpy(metric.result())) == pytest.approx(expected, rel=1e-6)
+    assert keras.metrics.deserialize(keras.metrics.serialize(metric)).get_config() == (
+        metric.get_config()
+    )
+
+
+def test_compile_names_mmseg_metrics_and_evaluate_logs_mean_dice():
+    from keras_danet.metrics import SegmentationMetrics
+
+    model = _model()
+    model.compile(max_iterations=10, metrics=["mIoU", "mDice"], **QUICK)
+    images, labels = _data()
+    results = model.evaluate(images, labels, batch_size=2, verbose=0, return_dict=True)
+    assert set(results) == {"loss", "mean_iou", "mean_dice"}
+    predicted = model.predict(images, verbose=0).argmax(-1)
+    counted = SegmentationMetrics(CLASSES, metrics=["mIoU", "mDice"])
+    for prediction, label in zip(predicted, labels, strict=True):
+        counted.update(prediction, label)
+    counted = counted.result()
+    assert results["mean_dice"] == pytest.approx(counted.mdice, rel=1e-5)
+    assert results["mean_iou"] == pytest.approx(counted.miou, rel=1e-5)
+    with pytest.raises(ValueError, match="mFscore is not a fit metric"):
+        model.compile(metrics=["mFscore"])
+
+
 def _horizon_set_by_fit(data, **fit_arguments):
     model = _model()
     model.compile()
