@@ -57,12 +57,32 @@ class TorchSGD(keras.optimizers.Optimizer):
         self.nesterov = bool(nesterov)
 
     def build(self, variables):
+        from keras_danet.training.schedule import PolyDecay
+
         if self.built:
             return
         super().build(variables)
         self.momentums = []
         if self.momentum:
             self.momentums = self.add_optimizer_variables(variables, "momentum")
+        self.poly_horizon = None
+        schedule = self._learning_rate
+        if isinstance(schedule, PolyDecay):
+            # The poly schedule's horizon as state rather than a constant of the compiled
+            # step: a new horizon (each fit() sets one) needs no new compilation.
+            self.poly_horizon = self.add_variable(
+                (),
+                initializer=keras.initializers.Constant(float(schedule.decay_steps or 1)),
+                dtype="float32",
+                name="poly_horizon",
+            )
+
+    def _get_current_learning_rate(self):
+        horizon = getattr(self, "poly_horizon", None)
+        if horizon is None:
+            return super()._get_current_learning_rate()
+        self._learning_rate.checked_horizon()  # a clear error while fit has not set it
+        return self._learning_rate.rate(self._iterations, horizon)
 
     def update_step(self, gradient, variable, learning_rate):
         learning_rate = ops.cast(learning_rate, variable.dtype)

@@ -44,19 +44,33 @@ class PolyDecay(keras.optimizers.schedules.PolynomialDecay):
         self.decay_steps = None if decay_steps is None else int(decay_steps)
 
     def __call__(self, step):
+        return self.rate(step, float(self.checked_horizon()))
+
+    def checked_horizon(self):
+        """`decay_steps`, or a clear error if `fit` has not set it yet."""
         if self.decay_steps is None:
             raise RuntimeError(
                 "The poly learning-rate schedule does not know its horizon yet. fit() sets "
                 "it from epochs x steps per epoch; for train_on_batch, or data of unknown "
                 "length, give it: model.compile(max_iterations=N)."
             )
+        return self.decay_steps
+
+    def rate(self, step, horizon):
+        """The rate at `step` for a horizon given as a number or a tensor.
+
+        `TorchSGD` passes its `poly_horizon` variable, so that a compiled step reads the
+        horizon at run time: one compiled step (and one entry of JAX's compilation cache)
+        serves every horizon.
+        """
         # Keras' PolynomialDecay computes (1 - step / decay_steps) ** power; XLA may turn
         # the division into a multiplication by a rounded reciprocal, so at the last step
         # (step == decay_steps) the base can come out as -1.2e-7 and the rate as NaN, which
         # then poisons every weight (seen on JAX). The base is clamped at 0 here.
         dtype = "float32"
-        step = ops.minimum(ops.cast(step, dtype), float(self.decay_steps))
-        remaining = ops.maximum(1.0 - step / float(self.decay_steps), 0.0)
+        horizon = ops.cast(horizon, dtype)
+        step = ops.minimum(ops.cast(step, dtype), horizon)
+        remaining = ops.maximum(1.0 - step / horizon, 0.0)
         initial = ops.cast(self.initial_learning_rate, dtype)
         end = ops.cast(self.end_learning_rate, dtype)
         return (initial - end) * ops.power(remaining, self.power) + end
@@ -72,12 +86,24 @@ def horizon_for(iterations):
     return max(int(iterations) - 1, 1)
 
 
-def poly_schedule_of(optimizer):
-    """The `PolyDecay` driving `optimizer` (loss-scale wrappers looked through), or None."""
+def _inner(optimizer):
     while optimizer is not None and hasattr(optimizer, "inner_optimizer"):
         optimizer = optimizer.inner_optimizer
-    schedule = getattr(optimizer, "_learning_rate", None)
+    return optimizer
+
+
+def poly_schedule_of(optimizer):
+    """The `PolyDecay` driving `optimizer` (loss-scale wrappers looked through), or None."""
+    schedule = getattr(_inner(optimizer), "_learning_rate", None)
     return schedule if isinstance(schedule, PolyDecay) else None
+
+
+def sync_poly_horizon(optimizer):
+    """Copies the schedule's `decay_steps` into the optimizer's `poly_horizon` variable."""
+    schedule, inner = poly_schedule_of(optimizer), _inner(optimizer)
+    horizon = getattr(inner, "poly_horizon", None)
+    if schedule is not None and horizon is not None and schedule.decay_steps is not None:
+        horizon.assign(float(schedule.decay_steps))
 
 
 class SetPolyHorizon(keras.callbacks.Callback):
@@ -85,8 +111,13 @@ class SetPolyHorizon(keras.callbacks.Callback):
 
     `DANet.fit` adds it; it runs before the first step is traced, so compiled steps see the
     horizon. A horizon already set (by `compile(max_iterations=...)` or an earlier `fit`) is
-    kept: the schedule of one `compile()` spans one run.
+    kept: the schedule of one `compile()` spans one run. The horizon is copied into the
+    optimizer's `poly_horizon` variable at the start of training and of every epoch, after
+    a `BackupAndRestore` has restored the optimizer: `decay_steps` is what counts.
     """
+
+    def on_epoch_begin(self, epoch, logs=None):
+        sync_poly_horizon(self.model.optimizer)
 
     def on_train_begin(self, logs=None):
         if self.params.get("steps") == 0:  # Keras would fail later, on an unbound variable
@@ -102,3 +133,4 @@ class SetPolyHorizon(keras.callbacks.Callback):
                 "fit(), or model.compile(max_iterations=N)."
             )
         schedule.decay_steps = horizon_for(int(epochs) * int(steps))
+        sync_poly_horizon(self.model.optimizer)
