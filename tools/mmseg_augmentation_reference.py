@@ -122,6 +122,39 @@ def photometric_parameters(draws):
     return out
 
 
+def run_recorded(chain, results, seed):
+    """Runs a pipeline with its draws recorded: `(results, {transform name: its draws})`."""
+    steps = {}
+    with Draws(seed) as draws:
+        for transform in chain:
+            before = len(draws.calls)
+            results = transform(results)
+            steps[type(transform).__name__] = draws.calls[before:]
+    return results, steps
+
+
+def crop_flip_photometric(steps):
+    """The crop corners, flip and PhotometricParameters a recorded chain drew."""
+    corners = [int(v) for name, _, v in steps["RandomCrop"] if name == "randint"]
+    photometric = Draws(0)
+    photometric.calls = steps["PhotoMetricDistortion"]
+    return {
+        "candidates": [corners[i : i + 2] for i in range(0, len(corners), 2)],
+        "flip": steps["RandomFlip"][0][2] == "horizontal",
+        "photometric": photometric_parameters(photometric),
+    }
+
+
+def preprocessed(preprocessor, results):
+    """SegDataPreProcessor on one packed sample: the normalised HWC image and uint8 labels."""
+    batch = preprocessor(
+        {"inputs": [results["inputs"]], "data_samples": [results["data_samples"]]},
+        training=True,
+    )
+    label = batch["data_samples"][0].gt_sem_seg.data[0].numpy().astype(np.uint8)
+    return batch["inputs"][0].permute(1, 2, 0).numpy(), label
+
+
 def crop_candidates(draws):
     corners = [int(v) for v in draws.values("randint")]
     return [corners[i : i + 2] for i in range(0, len(corners), 2)]
@@ -258,33 +291,18 @@ def main():
             "reduce_zero_label": True,
             "seg_fields": [],
         }
-        steps = {}
-        with Draws(seed) as draws:
-            for transform in chain:
-                before = len(draws.calls)
-                results = transform(results)
-                steps[type(transform).__name__] = draws.calls[before:]
+        results, steps = run_recorded(chain, results, seed)
         ratio = steps["RandomResize"][0][2] * 1.5 + 0.5
-        corners = [int(v) for name, _, v in steps["RandomCrop"] if name == "randint"]
-        photometric = Draws(0)
-        photometric.calls = steps["PhotoMetricDistortion"]
         cases[f"chain_{index}"] = {
             "file": f"image.{suffix}",
             "scale": [96, 64],
             "crop_size": [48, 64],
             "ratio": float(ratio),
-            "candidates": [corners[i : i + 2] for i in range(0, len(corners), 2)],
-            "flip": steps["RandomFlip"][0][2] == "horizontal",
-            "photometric": photometric_parameters(photometric),
+            **crop_flip_photometric(steps),
         }
-        batch = preprocessor(
-            {"inputs": [results["inputs"]], "data_samples": [results["data_samples"]]},
-            training=True,
-        )
-        arrays[f"chain_{index}_normalized"] = batch["inputs"][0].permute(1, 2, 0).numpy()
-        arrays[f"chain_{index}_label"] = (
-            batch["data_samples"][0].gt_sem_seg.data[0].numpy().astype(np.uint8)
-        )
+        normalized, label_map = preprocessed(preprocessor, results)
+        arrays[f"chain_{index}_normalized"] = normalized
+        arrays[f"chain_{index}_label"] = label_map
 
     # Chains with the other resizing and padding transforms, the crop smaller than some
     # resized images and larger than others.
@@ -314,12 +332,7 @@ def main():
             "reduce_zero_label": True,
             "seg_fields": [],
         }
-        steps = {}
-        with Draws(seed) as draws:
-            for transform in chain:
-                before = len(draws.calls)
-                results = transform(results)
-                steps[type(transform).__name__] = draws.calls[before:]
+        results, steps = run_recorded(chain, results, seed)
         resize_draws = steps[type(resizer).__name__]
         if kind == "choice":
             target = CHOICES[int(resize_draws[0][2])]
@@ -328,9 +341,6 @@ def main():
             ratio = resize_draws[0][2] * 1.5 + 0.5
             target = (int(96 * ratio), int(64 * ratio))
             keep_ratio = False
-        corners = [int(v) for name, _, v in steps["RandomCrop"] if name == "randint"]
-        photometric = Draws(0)
-        photometric.calls = steps["PhotoMetricDistortion"]
         cases[f"optionchain_{index}"] = {
             "scale": [list(v) for v in CHOICES] if kind == "choice" else [96, 64],
             "keep_ratio": keep_ratio,
@@ -338,18 +348,11 @@ def main():
             "crop_size": [40, 56],
             "resize_to_multiple": 16,
             "pad_size_divisor": 32,
-            "candidates": [corners[i : i + 2] for i in range(0, len(corners), 2)],
-            "flip": steps["RandomFlip"][0][2] == "horizontal",
-            "photometric": photometric_parameters(photometric),
+            **crop_flip_photometric(steps),
         }
-        batch = preprocessor(
-            {"inputs": [results["inputs"]], "data_samples": [results["data_samples"]]},
-            training=True,
-        )
-        arrays[f"optionchain_{index}_normalized"] = batch["inputs"][0].permute(1, 2, 0).numpy()
-        arrays[f"optionchain_{index}_label"] = (
-            batch["data_samples"][0].gt_sem_seg.data[0].numpy().astype(np.uint8)
-        )
+        normalized, label_map = preprocessed(preprocessor, results)
+        arrays[f"optionchain_{index}_normalized"] = normalized
+        arrays[f"optionchain_{index}_label"] = label_map
 
     np.savez_compressed(os.path.join(out, "reference.npz"), **arrays)
     with open(os.path.join(out, "cases.json"), "w") as file:

@@ -161,15 +161,22 @@ def test_whole_chain_from_files_with_reduce_zero_label(case):
     parameters = CASES[case]
     image = read_image(os.path.join(FOLDER, parameters["file"]))
     label = read_label(os.path.join(FOLDER, "label.png"), reduce_zero_label=True)
-    draw_offset, remaining = _replay(parameters["candidates"])
     augment = Augmentation(scale=parameters["scale"], crop_size=parameters["crop_size"])
+    _assert_chain_equals_mmseg(case, augment, image, label, ratio=parameters["ratio"])
+
+
+def _assert_chain_equals_mmseg(case, augment, image, label, **scale):
+    """Replays a recorded mmseg chain's draws through `augment.apply`; `scale` is its
+    `ratio` or `target_scale`."""
+    parameters = CASES[case]
+    draw_offset, remaining = _replay(parameters["candidates"])
     image, label = augment.apply(
         image,
         label,
-        ratio=parameters["ratio"],
         draw_offset=draw_offset,
         flip_horizontally=lambda: parameters["flip"],
         photometric=lambda: PhotometricParameters(**parameters["photometric"]),
+        **scale,
     )
     assert next(remaining, None) is None
     normalized = (image - np.array(PAD_COLOR, np.float32)) / STD
@@ -182,7 +189,6 @@ def test_whole_chain_with_choice_or_stretch_resize_resize_to_multiple_and_pad(ca
     parameters = CASES[case]
     image = read_image(os.path.join(FOLDER, "image.png"))
     label = read_label(os.path.join(FOLDER, "label.png"), reduce_zero_label=True)
-    draw_offset, remaining = _replay(parameters["candidates"])
     augment = Augmentation(
         scale=parameters["scale"],
         crop_size=parameters["crop_size"],
@@ -190,15 +196,4 @@ def test_whole_chain_with_choice_or_stretch_resize_resize_to_multiple_and_pad(ca
         resize_to_multiple=parameters["resize_to_multiple"],
         pad_size_divisor=parameters["pad_size_divisor"],
     )
-    image, label = augment.apply(
-        image,
-        label,
-        target_scale=parameters["target_scale"],
-        draw_offset=draw_offset,
-        flip_horizontally=lambda: parameters["flip"],
-        photometric=lambda: PhotometricParameters(**parameters["photometric"]),
-    )
-    assert next(remaining, None) is None
-    normalized = (image - np.array(PAD_COLOR, np.float32)) / STD
-    np.testing.assert_allclose(normalized, REFERENCE[f"{case}_normalized"], atol=1.01 / STD.min())
-    np.testing.assert_array_equal(label, REFERENCE[f"{case}_label"])
+    _assert_chain_equals_mmseg(case, augment, image, label, target_scale=parameters["target_scale"])
