@@ -11,7 +11,7 @@ venv=${MMSEG_VENV:-.venv-mmseg}
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
   "$venv/bin/python" -m pip install -q torch==2.13.0 mmengine==0.10.7 mmcv-lite==2.1.0 \
-    mmsegmentation==1.2.2 ftfy regex
+    mmsegmentation==1.2.2 ftfy regex opencv-python==5.1.0.95  # = .ci/constraints.txt
 fi
 tool=(env OMP_NUM_THREADS=1 "$venv/bin/python" tools/mmseg_reference.py)
 tiny=(--stem-channels 8 --base-channels 4 --head-channels 16 --pam-channels 4 --aux-channels 8)
