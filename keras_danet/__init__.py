@@ -5,13 +5,14 @@ from keras_danet.convert.mmseg import convert_mmseg_checkpoint
 from keras_danet.evaluation import evaluate
 from keras_danet.layers import ChannelAttention, PositionAttention
 from keras_danet.models import DANet, ResNetV1c
-from keras_danet.presets import PresetError, list_presets
+from keras_danet.presets import Preset, PresetError, list_presets, upload_preset
 from keras_danet.version import __version__
 
 __all__ = [
     "ChannelAttention",
     "DANet",
     "PositionAttention",
+    "Preset",
     "PresetError",
     "ResNetV1c",
     "__version__",
@@ -21,4 +22,5 @@ __all__ = [
     "evaluate",
     "list_presets",
     "training",
+    "upload_preset",
 ]

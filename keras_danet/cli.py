@@ -7,6 +7,7 @@
     keras-danet attention street.png --point 300,600 --out attention.png
     keras-danet convert danet_r50-d8_512x1024_40k_cityscapes.pth my_preset/
     keras-danet presets
+    keras-danet upload my_preset/ hf://my-name/danet-potholes
     keras-danet check-data --dataset ade20k --data-root data/ade/ADEChallengeData2016
 
 `--backend` (or $KERAS_BACKEND) picks TensorFlow, JAX or PyTorch. Exit status: 0 on
@@ -86,6 +87,12 @@ def _parser():
     )
 
     commands.add_parser("presets", help="list the presets")
+
+    upload = commands.add_parser("upload", help="share a preset folder on the Hugging Face Hub")
+    upload.add_argument("folder", help="a preset folder (save_to_preset or convert wrote it)")
+    upload.add_argument("repo", help="hf://user/repo (created if needed)")
+    upload.add_argument("--private", action="store_true", help="create the repo private")
+    upload.add_argument("--endpoint", help="another Hub (default: $HF_ENDPOINT or huggingface.co)")
 
     attention = commands.add_parser("attention", help="picture of DANet's attention maps")
     attention.add_argument("image")
@@ -339,26 +346,41 @@ def _convert(args):
 
 
 def _presets(args):
-    from keras_danet.presets.table import ALIASES, BUNDLED_PRESETS, PRESETS
+    from keras_danet.presets.table import ALIASES, PRESETS
 
     aliases = {name: alias for alias, name in ALIASES.items()}
-    rows = [("preset", "alias", "dataset", "classes", "mIoU", "ms+flip")]
+    rows = [("preset", "alias", "kind", "dataset", "classes", "mIoU", "ms+flip")]
     for preset in PRESETS.values():
+        kind = {"ResNetV1c": "backbone"}.get(preset.architecture, "DANet")
+        if type(preset.source).__name__ == "BundledFolder":
+            kind = "DANet, bundled"
         rows.append(
             (
                 preset.name,
                 aliases.get(preset.name, ""),
-                preset.dataset.name,
-                str(preset.num_classes),
-                f"{preset.miou:.2f}",
+                kind,
+                preset.dataset.name if preset.dataset else preset.training.get("dataset", "-"),
+                str(preset.num_classes or "-"),
+                f"{preset.miou:.2f}" if preset.miou else "-",
                 f"{preset.miou_ms_flip:.2f}" if preset.miou_ms_flip else "-",
             )
         )
-    for name, description in BUNDLED_PRESETS.items():
-        rows.append((name, "", "synthetic_scenes", "4", "bundled", description))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
-        print("  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True)))
+        print(
+            "  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True)).rstrip()
+        )
+
+
+def _upload(args):
+    from keras_danet.presets import upload_preset
+
+    print(f"uploading {args.folder} to {args.repo} ...", flush=True)
+    # The token is huggingface_hub's: $HF_TOKEN, or what `hf auth login` stored.
+    handle = upload_preset(
+        args.repo, args.folder, private=args.private or None, endpoint=args.endpoint
+    )
+    print(f"uploaded: DANet.from_preset({handle!r})")
 
 
 def _attention(args):
@@ -402,6 +424,7 @@ COMMANDS = {
     "evaluate": _evaluate,
     "convert": _convert,
     "presets": _presets,
+    "upload": _upload,
     "attention": _attention,
     "check-data": _check_data,
 }

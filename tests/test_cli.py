@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_danet import DANet, data
+from keras_danet import DANet, data, list_presets
 from keras_danet.cli import main
 from tests.conftest import fixture_path
 
@@ -32,6 +33,28 @@ def test_presets_lists_every_preset(capsys):
     for name in ("danet_r101_d8_cityscapes_512x1024_40k", "danet_r50_ade20k", "danet_demo_shapes"):
         assert name in out
     assert "80.52" in out  # the R101 Cityscapes mIoU
+    rows = {line.split()[0]: line for line in out.splitlines()[1:]}
+    assert len(rows) == len(list_presets(include_aliases=False))
+    assert "backbone" in rows["resnet101_v1c"] and "ImageNet-1k" in rows["resnet101_v1c"]
+    assert "DANet, bundled" in rows["danet_demo_shapes"]
+
+
+def test_upload_shares_a_preset_folder(tmp_path, capsys, monkeypatch):
+    from tests.presets.hub_stand_in import HubStandIn
+
+    folder = DANet.presets["danet_demo_shapes"].source.folder
+    own = tmp_path / "mine"
+    own.mkdir()
+    for name in ("config.json", "model.weights.h5", "metadata.json"):
+        shutil.copy(os.path.join(folder, name), own / name)
+    monkeypatch.setenv("HF_TOKEN", "hf_cli_token")
+    with HubStandIn(tmp_path / "hub", "hf_cli_token") as hub:
+        arguments = ["upload", str(own), "hf://me/demo", "--endpoint", hub.endpoint]
+        assert main(["--quiet", *arguments]) == 0
+        (oid,) = hub.repos["me/demo"]["commits"]
+        assert f"DANet.from_preset('hf://me/demo@{oid}')" in capsys.readouterr().out
+        assert main(["--quiet", "upload", str(tmp_path), "hf://me/demo"]) == 2
+        assert "not a complete preset folder" in capsys.readouterr().err
 
 
 def test_predict_writes_class_maps_and_overlays(scenes, capsys):
@@ -141,7 +164,8 @@ def test_console_script_with_backend_option():
 
 
 @pytest.mark.parametrize(
-    "command", ["demo", "predict", "evaluate", "convert", "presets", "attention", "check-data"]
+    "command",
+    ["demo", "predict", "evaluate", "convert", "presets", "upload", "attention", "check-data"],
 )
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as stopped:

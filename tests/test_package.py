@@ -11,6 +11,7 @@ def test_public_api_is_small():
             "ChannelAttention",
             "DANet",
             "PositionAttention",
+            "Preset",
             "PresetError",
             "ResNetV1c",
             "__version__",
@@ -20,6 +21,7 @@ def test_public_api_is_small():
             "evaluate",
             "list_presets",
             "training",
+            "upload_preset",
         ]
     )
 

@@ -1,12 +1,13 @@
-"""Converts the mmseg DANet checkpoints and publishes them to the Hugging Face Hub.
+"""Converts the mmseg checkpoints and publishes them to the Hugging Face Hub.
 
-For each preset of the table (keras_danet/presets/table.py, the manifest): download the
-original .pth, check its sha256 against the hash suffix in its name, convert it, write the
-preset folder (config.json, model.weights.h5, metadata.json) and a model card (README.md), then
-upload the folder with `huggingface_hub.HfApi().upload_folder`. Ends by writing manifest.json:
-every preset's source URL and sha256 and, after an upload, the Hub commit to pin in the table.
+For each preset of the table (keras_danet/presets/table.py, the manifest) converted from an
+OpenMMLab checkpoint (the 16 DANets and the two ImageNet backbones): download the original
+.pth, check its sha256 against the hash suffix in its name, convert it, write the preset folder
+(config.json, model.weights.h5, metadata.json) and a model card (README.md), then upload the
+folder with `huggingface_hub.HfApi().upload_folder`. Ends by writing manifest.json: every
+preset's source URL and sha256 and, after an upload, the Hub commit to pin in the table.
 
-    python weights/publish.py --output converted              # all 16, uploaded
+    python weights/publish.py --output converted              # all 18, uploaded
     python weights/publish.py --output converted --dry-run    # everything but the upload
     python weights/publish.py --only danet_r50_cityscapes --dry-run --mirror file:///mirror/
 """
@@ -18,87 +19,19 @@ import os
 import sys
 
 from keras_danet.presets.loading import convert_original_checkpoint
+from keras_danet.presets.model_card import model_card as presets_model_card
+from keras_danet.presets.sources import MmsegCheckpoint
 from keras_danet.presets.table import ALIASES, PRESETS, checkpoint_url, markdown_table
-
-CITATION = """@inproceedings{fu2019dual,
-  title={Dual Attention Network for Scene Segmentation},
-  author={Fu, Jun and Liu, Jing and Tian, Haijie and Li, Yong and Bao, Yongjun and Fang, Zhiwei and Lu, Hanqing},
-  booktitle={CVPR},
-  year={2019}
-}"""  # noqa: E501
 
 
 def model_card(preset, metadata):
-    """A Hugging Face model card: YAML front matter (license, tags, model-index) and prose."""
+    """The preset's Hugging Face model card, with every keras-danet DANet preset listed."""
     aliases = [alias for alias, name in ALIASES.items() if name == preset.name]
-    metrics = [f"      - {{type: mean_iou, value: {preset.miou}, name: mIoU (single scale)}}"]
-    if preset.miou_ms_flip:
-        metrics.append(
-            f"      - {{type: mean_iou, value: {preset.miou_ms_flip}, "
-            "name: mIoU (multi-scale + flip)}"
-        )
-    mode = preset.test_mode
-    if mode == "slide":
-        crop, stride = preset.slide_crop, preset.slide_stride
-        mode = f"slide, {crop[0]}x{crop[1]} windows every {stride[0]} px"
-    lines = [
-        "---",
-        "license: apache-2.0",
-        "library_name: keras",
-        "pipeline_tag: image-segmentation",
-        "tags: [keras, keras-danet, danet, semantic-segmentation, mmsegmentation]",
-        f"datasets: [{preset.dataset.name}]",
-        "model-index:",
-        f"  - name: {preset.name}",
-        "    results:",
-        "    - task: {type: image-segmentation, name: Semantic Segmentation}",
-        f"      dataset: {{name: {preset.dataset.title}, type: {preset.dataset.name}, split: val}}",
-        "      metrics:",
-        *[line[2:] for line in metrics],
-        "---",
-        "",
-        f"# {preset.name}",
-        "",
-        f"DANet R{preset.depth}-D8 for {preset.dataset.title} ({preset.num_classes} classes), "
-        "converted from mmsegmentation's checkpoint to Keras 3 by "
-        "[keras-danet](https://github.com/keras-danet/keras-danet). It runs on TensorFlow, JAX "
-        "and PyTorch and reproduces mmsegmentation's outputs.",
-        "",
-        "```python",
-        "import keras, keras_danet",
-        f'model = keras_danet.DANet.from_preset("{aliases[0] if aliases else preset.name}")',
-        'labels = model.predict(keras.utils.img_to_array(keras.utils.load_img("image.png"))[None]).argmax(-1)',  # noqa: E501
-        "```",
-        "",
-        "| | |",
-        "|---|---|",
-        f"| mIoU (single scale) | {preset.miou:.2f} |",
-        f"| mIoU (multi-scale + flip) | {preset.miou_ms_flip or '–'} |",
-        f"| training | {preset.crop_size[0]}x{preset.crop_size[1]} crops, "
-        f"{preset.iterations} iterations, batch {preset.batch_size} |",
-        f"| test mode | {mode} |",
-        f"| align_corners | {preset.align_corners} |",
-        f"| mmseg config | `{preset.mmseg_config}` |",
-        f"| source | {metadata['source_url']} |",
-        f"| source sha256 | `{metadata['source_sha256']}` |",
-        f"| weights sha256 | `{metadata['weights_sha256']}` |",
-        "",
-        "mIoU figures are mmsegmentation's, on the validation set.",
-        "",
-        "## All keras-danet presets",
-        "",
-        markdown_table(),
-        "",
-        "## License and citation",
-        "",
-        "Apache-2.0, as mmsegmentation, whose checkpoint this is.",
-        "",
-        "```bibtex",
-        CITATION,
-        "```",
-        "",
-    ]
-    return "\n".join(lines)
+    card = presets_model_card(preset, metadata, alias=aliases[0] if aliases else None)
+    if preset.architecture != "DANet":
+        return card
+    listing = f"## All keras-danet presets\n\n{markdown_table()}\n\n## License and citation"
+    return card.replace("## License and citation", listing, 1)
 
 
 def publish(presets, output, mirror=None, dry_run=True, organization=None, progress=True):
@@ -119,7 +52,7 @@ def publish(presets, output, mirror=None, dry_run=True, organization=None, progr
         with open(os.path.join(folder, "README.md"), "w") as file:
             file.write(model_card(preset, metadata))
         entry = {key: metadata[key] for key in ("source_url", "source_sha256", "weights_sha256")}
-        repo = preset.hub_repo
+        repo = preset.hub.repo
         if organization:
             repo = f"{organization}/{repo.split('/', 1)[1]}"
         entry["hub_repo"] = repo
@@ -150,7 +83,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        presets = [PRESETS[name] for name in (args.only or list(PRESETS))]
+        converted = [p.name for p in PRESETS.values() if isinstance(p.source, MmsegCheckpoint)]
+        presets = [PRESETS[name] for name in (args.only or converted)]
     except KeyError as error:
         parser.error(error.args[0])
     try:

@@ -1,4 +1,5 @@
-"""Converts mmsegmentation DANet checkpoints (`.pth`) into `keras_danet.DANet` models."""
+"""Converts mmsegmentation checkpoints (`.pth`) into keras_danet models: DANet checkpoints into
+`DANet`, and ResNet-V1c backbones (mmseg's ImageNet weights) into `ResNetV1c`."""
 
 import os
 import re
@@ -7,7 +8,11 @@ import keras
 import numpy as np
 
 from keras_danet.models.danet import DANet
-from keras_danet.models.resnet_v1c import STAGE_BLOCKS
+from keras_danet.models.resnet_v1c import STAGE_BLOCKS, ResNetV1c
+
+# The ImageNet classifier of a backbone checkpoint: not part of a segmentation backbone
+# (mmseg's own loader skips it too, as an unexpected key).
+_IMAGENET_CLASSIFIER_KEYS = ("fc.weight", "fc.bias")
 
 
 class CheckpointError(ValueError):
@@ -37,6 +42,39 @@ def convert_mmseg_checkpoint(path, *, align_corners=None, output_stride=None):
         config["output_stride"] = int(output_stride)
     model = DANet(**config)
     load_mmseg_state_dict(model, state_dict, source=path)
+    return model
+
+
+def convert_mmseg_backbone(path, *, output_stride=8):
+    """Builds a `ResNetV1c` holding the weights of an mmseg / mmcv ResNet-V1c checkpoint.
+
+    Takes the ImageNet files that mmseg's configs start from (`open-mmlab://resnet50_v1c`,
+    keys `stem.0.weight`, `layer1.0.conv1.weight`..., and the ImageNet `fc`, which is left
+    out), or any checkpoint whose keys carry a `backbone.` prefix (a DANet's backbone). The
+    depth and widths come from the shapes; every tensor is assigned or reported.
+
+    Example:
+    >>> backbone = keras_danet.convert.convert_mmseg_backbone("resnet50_v1c-2cccc1ad.pth")
+    """
+    state_dict, _ = read_mmseg_checkpoint(path)
+    if any(key.startswith("backbone.") for key in state_dict):
+        state_dict = {
+            key.removeprefix("backbone."): value
+            for key, value in state_dict.items()
+            if key.startswith("backbone.")
+        }
+    state_dict = {k: v for k, v in state_dict.items() if k not in _IMAGENET_CLASSIFIER_KEYS}
+    prefixed = {f"backbone.{key}": value for key, value in state_dict.items()}
+    for key in ("backbone.stem.6.weight", "backbone.layer1.0.conv1.weight"):
+        _shape(prefixed, key, path)
+    model = ResNetV1c(
+        depth=_depth(prefixed, path),
+        output_stride=output_stride,
+        stem_channels=int(prefixed["backbone.stem.6.weight"].shape[0]),
+        base_channels=int(prefixed["backbone.layer1.0.conv1.weight"].shape[0]),
+        name="backbone",
+    )
+    _assign(model.layers, prefixed, path)
     return model
 
 
@@ -91,18 +129,8 @@ def infer_model_config(state_dict, meta=None, path="checkpoint"):
             "keys): every mmseg DANet config trains one, and keras_danet's DANet has it. "
             "Convert a checkpoint saved with the auxiliary head."
         )
-    blocks = tuple(
-        len({key.split(".")[2] for key in state_dict if key.startswith(f"backbone.layer{s}.")})
-        for s in range(1, 5)
-    )
-    depths = {stage_blocks: depth for depth, stage_blocks in STAGE_BLOCKS.items()}
-    if blocks not in depths:
-        raise CheckpointError(
-            f"{path}: backbone stages have {blocks} blocks; ResNet-V1c 50 and 101 have "
-            f"{STAGE_BLOCKS[50]} and {STAGE_BLOCKS[101]}."
-        )
     config = {
-        "depth": depths[blocks],
+        "depth": _depth(state_dict, path),
         "stem_channels": _shape(state_dict, "backbone.stem.6.weight", path)[0],
         "base_channels": _shape(state_dict, "backbone.layer1.0.conv1.weight", path)[0],
         "head_channels": _shape(state_dict, "decode_head.pam_in_conv.conv.weight", path)[0],
@@ -113,6 +141,21 @@ def infer_model_config(state_dict, meta=None, path="checkpoint"):
     config = {key: int(value) for key, value in config.items()}
     config.update(_read_config_text((meta or {}).get("config", "")))
     return config
+
+
+def _depth(state_dict, path):
+    """50 or 101, from the number of blocks in each stage of `backbone.layer*` keys."""
+    blocks = tuple(
+        len({key.split(".")[2] for key in state_dict if key.startswith(f"backbone.layer{s}.")})
+        for s in range(1, 5)
+    )
+    depths = {stage_blocks: depth for depth, stage_blocks in STAGE_BLOCKS.items()}
+    if blocks not in depths:
+        raise CheckpointError(
+            f"{path}: backbone stages have {blocks} blocks; ResNet-V1c 50 and 101 have "
+            f"{STAGE_BLOCKS[50]} and {STAGE_BLOCKS[101]}."
+        )
+    return depths[blocks]
 
 
 def _read_config_text(text):
@@ -163,11 +206,15 @@ def _conv_kernel(array):
     return np.transpose(array, (2, 3, 1, 0))  # PyTorch OIHW → Keras HWIO
 
 
-def _variables_and_keys(model):
-    """Yields (keras variable, mmseg key, transform) for every weight of `model`."""
+def _danet_layers(model):
     nested = (model.backbone, model.training_heads)
     layers = [layer for layer in model.layers if layer not in nested]
-    for layer in model.backbone.layers + layers + model.training_heads.layers:
+    return model.backbone.layers + layers + model.training_heads.layers
+
+
+def _variables_and_keys(layers):
+    """Yields (keras variable, mmseg key, transform) for every weight of `layers`."""
+    for layer in layers:
         if not layer.weights:
             continue
         prefix = mmseg_key_prefix(layer.name)
@@ -202,8 +249,14 @@ def _scalar(array):
 
 def load_mmseg_state_dict(model, state_dict, source="state_dict"):
     """Assigns an mmseg DANet state dict (NumPy arrays) to a matching `DANet`."""
+    _assign(_danet_layers(model), state_dict, source)
+
+
+def _assign(layers, state_dict, source):
+    """Assigns every weight of `layers` from `state_dict`, or raises listing each problem."""
     assignments, problems, used = [], [], set()
-    for variable, key, transform in _variables_and_keys(model):
+    weights = [weight for layer in layers for weight in layer.weights]
+    for variable, key, transform in _variables_and_keys(layers):
         if key not in state_dict:
             problems.append(f"missing {key} (for {variable.path}, shape {tuple(variable.shape)})")
             continue
@@ -235,7 +288,7 @@ def load_mmseg_state_dict(model, state_dict, source="state_dict"):
             + (" ..." if len(broken) > 8 else "")
         )
     assigned = {id(variable) for variable, _ in assignments}
-    unassigned = [v.path for v in model.weights if id(v) not in assigned]
+    unassigned = [v.path for v in weights if id(v) not in assigned]
     if unassigned:  # a model layer the mapping forgot: a bug here, never silently random
         raise CheckpointError(f"Model weights with no checkpoint source: {unassigned}")
     for variable, value in assignments:

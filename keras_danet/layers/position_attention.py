@@ -5,6 +5,7 @@ from keras import ops
 
 from keras_danet import config
 from keras_danet.layers.conv2d import Conv2D
+from keras_danet.layers.torch_initializers import torch_conv_initializers
 
 IMPLEMENTATIONS = ("auto",) + config.ATTENTION_IMPLEMENTATIONS
 
@@ -73,6 +74,10 @@ class PositionAttention(keras.layers.Layer):
             raise ValueError("PositionAttention needs a known channel dimension.")
         self.value_project = self._projection(channels, "value_project")
         for projection in (self.query_project, self.key_project, self.value_project):
+            # mmseg's PAM projections are plain nn.Conv2d: PyTorch's default init, whose
+            # bias bound depends on the input width, known only now.
+            kernel_init, bias_init = torch_conv_initializers(fan_in=channels)
+            projection.kernel_initializer, projection.bias_initializer = kernel_init, bias_init
             projection.build(input_shape)
         self.gamma = self.add_weight(shape=(), initializer="zeros", name="gamma")
 

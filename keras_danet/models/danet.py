@@ -11,16 +11,13 @@ from keras.src.losses.loss import scale_loss_for_distribution
 
 from keras_danet.layers import BilinearResize
 from keras_danet.models.graph_execution import FreeingFunctional
-from keras_danet.models.heads import da_head, main_classifier, training_heads
+from keras_danet.models.heads import CLASSIFIER_LAYERS, da_head, main_classifier, training_heads
+from keras_danet.models.presets_door import PresetMethods, presets_package
 from keras_danet.models.resnet_v1c import ResNetV1c
-from keras_danet.presets.table import PRESETS
 
 # mmseg's data preprocessor, RGB order, 0-255 scale.
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
-# The four classifiers, the only layers whose shape depends on the number of classes.
-CLASSIFIER_LAYERS = ("classifier", "pam_classifier", "cam_classifier", "aux_classifier")
-
 # compile() arguments that describe a machine, not a training recipe.
 EXECUTION_SETTINGS = ("jit_compile", "run_eagerly", "steps_per_execution")
 
@@ -38,8 +35,38 @@ def class_count(num_classes):
     return int(num_classes)
 
 
+def _pretrained_backbone(backbone):
+    """`(ResNetV1c or None, what to record as its source)` for DANet's `backbone` argument."""
+    if backbone is None:
+        return None, None
+    if isinstance(backbone, ResNetV1c):
+        source = (getattr(backbone, "preset_metadata", None) or {}).get("preset")
+        return backbone, source or f"ResNetV1c {backbone.name!r}"
+    if isinstance(backbone, keras.Model):
+        raise TypeError(
+            f"backbone must be a ResNetV1c or a preset of one, not a {type(backbone).__name__}."
+        )
+    loaded = ResNetV1c.from_preset(backbone)
+    return loaded, loaded.preset_metadata.get("preset") or str(backbone)
+
+
+def _backbone_widths(pretrained, **given):
+    """depth, stem_channels and base_channels: as given, else the backbone's, else mmseg's."""
+    defaults = {"depth": 50, "stem_channels": 64, "base_channels": 64}
+    values = {}
+    for key, value in given.items():
+        theirs = getattr(pretrained, key) if pretrained is not None else None
+        if value is not None and theirs is not None and value != theirs:
+            raise ValueError(
+                f"{key}={value!r}, but the backbone given has {key}={theirs!r}: leave {key} "
+                "out, and the backbone's is used."
+            )
+        values[key] = next(v for v in (value, theirs, defaults[key]) if v is not None)
+    return values["depth"], values["stem_channels"], values["base_channels"]
+
+
 @keras.saving.register_keras_serializable(package="keras_danet")
-class DANet(FreeingFunctional, keras.Model):
+class DANet(PresetMethods, FreeingFunctional, keras.Model):
     """Dual Attention Network (Fu et al., CVPR 2019), exactly as mmsegmentation builds it.
 
     Takes RGB images, float 0-255, NHWC, of any size; the mmseg normalisation happens inside.
@@ -51,9 +78,15 @@ class DANet(FreeingFunctional, keras.Model):
 
     Args:
         num_classes: classes of the four classifiers (Cityscapes 19, ADE20K 150, VOC 21).
-        depth: ResNet-V1c depth, 50 or 101.
+        depth: ResNet-V1c depth, 50 or 101 (default 50, or the `backbone`'s).
         output_stride: 8 (all mmseg DANet checkpoints) or 16.
-        stem_channels, base_channels: backbone widths (mmseg's names).
+        stem_channels, base_channels: backbone widths (mmseg's names; default 64, or the
+            `backbone`'s).
+        backbone: pretrained backbone weights to start from, as mmseg's recipe does: a
+            `ResNetV1c` model or a preset of one ("resnet50_v1c", "resnet101_v1c": mmseg's
+            ImageNet weights). The heads are initialised as mmseg initialises them. The
+            weights are copied, so the config does not record them; `preset_metadata`
+            does.
         head_channels: DA head width (mmseg's `channels`, 512).
         pam_channels: PAM query/key width (64).
         aux_channels: FCN auxiliary head width (256).
@@ -68,18 +101,16 @@ class DANet(FreeingFunctional, keras.Model):
     >>> model = keras_danet.DANet(num_classes=19, depth=50)
     >>> logits = model.predict(images)            # (batch, H, W, 19)
     >>> labels = logits.argmax(-1)
+    >>> model = keras_danet.DANet(num_classes=6, backbone="resnet50_v1c")  # mmseg's start
     """
-
-    # The mmseg checkpoints by name (aliases work too): `DANet.presets["danet_r50_cityscapes"]`.
-    presets = PRESETS
 
     def __init__(
         self,
         num_classes=19,
-        depth=50,
+        depth=None,
         output_stride=8,
-        stem_channels=64,
-        base_channels=64,
+        stem_channels=None,
+        base_channels=None,
         head_channels=512,
         pam_channels=64,
         aux_channels=256,
@@ -88,9 +119,18 @@ class DANet(FreeingFunctional, keras.Model):
         mean=IMAGENET_MEAN,
         std=IMAGENET_STD,
         synchronized_batch_norm=False,
+        backbone=None,
         **kwargs,
     ):
         num_classes = class_count(num_classes)
+        pretrained_backbone, backbone_source = _pretrained_backbone(backbone)
+        del backbone  # the name is ours below
+        depth, stem_channels, base_channels = _backbone_widths(
+            pretrained_backbone,
+            depth=depth,
+            stem_channels=stem_channels,
+            base_channels=base_channels,
+        )
         mean, std = tuple(float(v) for v in mean), tuple(float(v) for v in std)
         if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
             raise ValueError(f"mean and std need 3 values, std positive; got {mean}, {std}.")
@@ -144,6 +184,12 @@ class DANet(FreeingFunctional, keras.Model):
         # What the weights came with (class names, palette, test mode...): from_preset fills
         # it from metadata.json, save_to_preset writes it back.
         self.preset_metadata = {}
+        if pretrained_backbone is not None:
+            # Same depth and widths, so the same variables in the same order; the output
+            # stride changes strides and dilations only, never a weight's shape.
+            for ours, theirs in zip(backbone.weights, pretrained_backbone.weights, strict=True):
+                ours.assign(theirs)
+            self.preset_metadata = {"backbone": backbone_source}
         self._train_all_heads = True
         self._danet_loss = None
         # Loss-term trackers, listed by `metrics` below; untracked so that a new compile()
@@ -282,6 +328,13 @@ class DANet(FreeingFunctional, keras.Model):
             )
         return metric
 
+    def get_compile_config(self):
+        config = super().get_compile_config()
+        # A saved model carries the training recipe, not how this machine ran its steps.
+        for setting in EXECUTION_SETTINGS:
+            (config or {}).pop(setting, None)
+        return config
+
     def compile_from_config(self, config):
         # Keras skips models whose compile() is overridden; this one round-trips its config.
         config = keras.saving.deserialize_keras_object(config)
@@ -405,15 +458,14 @@ class DANet(FreeingFunctional, keras.Model):
         logged at INFO level on the "keras_danet" logger.
 
         With `num_classes`, the four classifiers are initialised afresh for fine-tuning and
-        every other weight is kept.
+        every other weight is kept (`reset_classifier`). A backbone preset
+        ("resnet50_v1c") gives `DANet(num_classes=num_classes, backbone=handle)`.
 
         Example:
         >>> model = keras_danet.DANet.from_preset("danet_r101_cityscapes")
         >>> model = keras_danet.DANet.from_preset("danet_r50_ade20k", num_classes=4)
         """
-        from keras_danet.presets.loading import from_preset
-
-        return from_preset(
+        return presets_package().loading.from_preset(
             cls,
             handle,
             num_classes=num_classes,
@@ -428,7 +480,7 @@ class DANet(FreeingFunctional, keras.Model):
         `directory` may be new, empty or an earlier preset, whose preset files are replaced.
         A folder that holds other files is refused unless `overwrite=True`; even then only
         the preset files are written and nothing else in it is touched. Returns the
-        folder's absolute path.
+        folder's absolute path. `keras_danet.upload_preset` shares it on the Hub.
 
         metadata.json keeps what the model was loaded with (`preset_metadata`), then the
         class names and palette of `dataset` (a `keras_danet.data` dataset or a
@@ -439,9 +491,7 @@ class DANet(FreeingFunctional, keras.Model):
         >>> model.save_to_preset("my_danet", dataset=train)
         >>> keras_danet.DANet.from_preset("my_danet").preset_metadata["class_names"]
         """
-        from keras_danet.presets.saving import save_to_preset
-
-        record = dict(self.preset_metadata)
+        record = {}
         if dataset is not None:
             info = getattr(dataset, "info", dataset)
             if len(info.class_names) != self.num_classes:
@@ -455,7 +505,37 @@ class DANet(FreeingFunctional, keras.Model):
                 palette=[list(color) for color in info.palette],
             )
         record.update(metadata or {})
-        return save_to_preset(self, directory, metadata=record, overwrite=overwrite)
+        return super().save_to_preset(directory, record, overwrite=overwrite)
+
+    def get_classifier(self):
+        """The four classifiers, by name: the only layers whose shape depends on the classes.
+
+        Example:
+        >>> model.get_classifier()["aux_classifier"].kernel.shape
+        (1, 1, 256, 19)
+        """
+        return {name: self.get_layer(name) for name in CLASSIFIER_LAYERS}
+
+    def reset_classifier(self, num_classes):
+        """This model for `num_classes` classes: every weight kept but the four classifiers,
+        which are initialised afresh (as mmseg initialises them), for fine-tuning.
+
+        A functional Keras model cannot change a layer's shape in place, so this returns a
+        new model (this one if it has `num_classes` already).
+
+        Example:
+        >>> model = keras_danet.DANet.from_preset("danet_r50_cityscapes")
+        >>> model = model.reset_classifier(4)
+        """
+        num_classes = class_count(num_classes)
+        if num_classes == self.num_classes:
+            return self
+        model = type(self).from_config({**self.get_config(), "num_classes": num_classes})
+        for new, old in zip(model.weights, self.weights, strict=True):
+            if new.path.split("/")[-2] not in CLASSIFIER_LAYERS:
+                new.assign(old)
+        model.preset_metadata = dict(self.preset_metadata)
+        return model
 
     def get_layer(self, name=None, index=None):
         """Finds a layer by name here, in the backbone or in the training heads.

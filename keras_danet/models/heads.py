@@ -3,18 +3,18 @@
 import keras
 
 from keras_danet.layers import ChannelAttention, Conv2D, PositionAttention
+from keras_danet.layers.torch_initializers import torch_conv_initializers
 from keras_danet.models.resnet_v1c import batch_norm, conv
+
+# The four classifiers, the only layers whose shape depends on the number of classes.
+CLASSIFIER_LAYERS = ("classifier", "pam_classifier", "cam_classifier", "aux_classifier")
 
 
 # Initializers are made per layer (see `conv_initializer`). mmseg draws `conv_seg` (the main
-# and auxiliary classifiers) from N(0, 0.01); the PAM and CAM classifiers keep PyTorch's
-# default Conv2d init, which is this variance scaling.
+# and auxiliary classifiers) from N(0, 0.01), bias 0; the PAM and CAM classifiers keep
+# PyTorch's default Conv2d init (`torch_conv_initializers`).
 def _conv_seg_initializer():
     return keras.initializers.RandomNormal(stddev=0.01)
-
-
-def _torch_default_initializer():
-    return keras.initializers.VarianceScaling(1 / 3, "fan_in", "uniform")
 
 
 def conv_module(x, filters, name, synchronized=False):
@@ -24,11 +24,23 @@ def conv_module(x, filters, name, synchronized=False):
 
 
 def classifier(x, num_classes, dropout, name, initializer=None):
-    """Channel-wise dropout (PyTorch's Dropout2d) then a 1x1 conv with bias."""
-    initializer = initializer or _torch_default_initializer()
+    """Channel-wise dropout (PyTorch's Dropout2d) then a 1x1 conv with bias.
+
+    `initializer` draws the kernel (the bias starts at 0); without one, the kernel and the
+    bias get PyTorch's default Conv2d init.
+    """
+    bias_initializer = "zeros"
+    if initializer is None:
+        initializer, bias_initializer = torch_conv_initializers(fan_in=x.shape[-1])
     prefix = name.removesuffix("classifier")
     x = keras.layers.SpatialDropout2D(dropout, name=f"{prefix}dropout")(x)
-    return Conv2D(num_classes, 1, kernel_initializer=initializer, name=name)(x)
+    return Conv2D(
+        num_classes,
+        1,
+        kernel_initializer=initializer,
+        bias_initializer=bias_initializer,
+        name=name,
+    )(x)
 
 
 def da_head(features, channels, key_channels, synchronized=False):

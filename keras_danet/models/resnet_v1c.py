@@ -5,6 +5,7 @@ import keras
 from keras_danet.layers.batch_normalization import TorchBatchNormalization
 from keras_danet.layers.conv2d import Conv2D
 from keras_danet.models.graph_execution import FreeingFunctional
+from keras_danet.models.presets_door import PresetMethods
 
 # Bottleneck blocks per stage.
 STAGE_BLOCKS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
@@ -74,7 +75,7 @@ def _bottleneck(x, planes, strides, dilation, name, synchronized):
 
 
 @keras.saving.register_keras_serializable(package="keras_danet")
-class ResNetV1c(FreeingFunctional, keras.Model):
+class ResNetV1c(PresetMethods, FreeingFunctional, keras.Model):
     """Dilated ResNet-V1c, the backbone of every mmseg DANet checkpoint.
 
     A deep stem (three 3x3 convs, `stem_channels // 2`, `stem_channels // 2`, `stem_channels`)
@@ -94,11 +95,15 @@ class ResNetV1c(FreeingFunctional, keras.Model):
         synchronized_batch_norm: batch statistics over all replicas (mmseg's SyncBN; see
             `TorchBatchNormalization`).
 
+    `ResNetV1c.from_preset("resnet50_v1c")` gives mmseg's ImageNet weights (converted from
+    open-mmlab://resnet50_v1c); a DANet preset's name gives that DANet's backbone.
+
     Example:
     >>> backbone = keras_danet.ResNetV1c(depth=50)
     >>> c1, c2, c3, c4 = backbone(np.zeros((1, 64, 64, 3), "float32"))
     >>> c4.shape
     (1, 8, 8, 2048)
+    >>> backbone = keras_danet.ResNetV1c.from_preset("resnet101_v1c")
     """
 
     def __init__(
@@ -151,6 +156,8 @@ class ResNetV1c(FreeingFunctional, keras.Model):
         self.base_channels = base_channels
         self.contract_dilation = contract_dilation
         self.synchronized_batch_norm = synchronized_batch_norm
+        # What the weights came with; from_preset fills it, save_to_preset writes it back.
+        self.preset_metadata = {}
 
     def get_config(self):
         return {

@@ -58,3 +58,16 @@ def download(url, destination, sha256_prefix=None, progress=True):
                 f"{sha256_prefix}: the file is corrupt or not the published one. Deleted it."
             )
     return sha256
+
+
+def read_json(path):
+    """A JSON file's content; `PresetError` naming the file if it is missing or not JSON."""
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as file:
+            return json.load(file)
+    except FileNotFoundError:
+        raise PresetError(f"{path} is missing: the folder is not a complete preset.") from None
+    except (OSError, ValueError) as error:
+        raise PresetError(f"{path} is not readable JSON: {error}") from error

@@ -1,6 +1,7 @@
 """Finding and loading presets: a name, an alias, a `Preset`, `hf://org/repo[@revision]`, or a
-folder. Named presets come from the local cache, else the Hugging Face Hub, else the original
-mmseg checkpoint (downloaded, verified and converted into the cache)."""
+folder. A preset converted from an mmseg checkpoint comes from the local cache, else its copy
+on the Hugging Face Hub, else the original checkpoint (downloaded, verified and converted into
+the cache); the other sources are read where they are."""
 
 import contextlib
 import json
@@ -13,6 +14,7 @@ import time
 import keras
 
 from keras_danet.presets.files import PresetError, download, sha256_file
+from keras_danet.presets.preset import Preset
 from keras_danet.presets.saving import (
     CONFIG_FILE,
     METADATA_FILE,
@@ -20,20 +22,13 @@ from keras_danet.presets.saving import (
     discard_preset_folder,
     save_to_preset,
 )
-from keras_danet.presets.table import (
-    ALIASES,
-    BUNDLED_PRESETS,
-    PRESETS,
-    Preset,
-    bundled_preset_folder,
-    checkpoint_url,
-    unknown_preset_message,
-)
+from keras_danet.presets.sources import BundledFolder, HubRepo, LocalFolder, MmsegCheckpoint
+from keras_danet.presets.table import PRESETS, unknown_preset_message
 
 logger = logging.getLogger("keras_danet")
 
 # Only these classes may be built from a config.json: a preset is data, not a program.
-_ALLOWED_CLASSES = ("keras_danet>DANet",)
+_ALLOWED_CLASSES = ("keras_danet>DANet", "keras_danet>ResNetV1c")
 _HUB_FILES = [CONFIG_FILE, WEIGHTS_FILE, METADATA_FILE, "README.md"]
 MIRROR_VARIABLE = "KERAS_DANET_MMSEG_MIRROR"
 
@@ -49,17 +44,46 @@ def cache_root(cache_dir=None):
 
 
 def from_preset(cls, handle, *, num_classes=None, mirror=None, cache_dir=None, progress=True):
-    """Builds a DANet from a preset; see `DANet.from_preset`."""
+    """Builds a `cls` (DANet or ResNetV1c) from a preset; see `DANet.from_preset`.
+
+    A DANet from a backbone preset is `DANet(num_classes=..., backbone=...)`; a ResNetV1c
+    from a DANet preset is that DANet's backbone.
+    """
+    preset = _named(handle)
+    if cls.__name__ == "DANet" and preset is not None and preset.architecture == "ResNetV1c":
+        if num_classes is None:
+            raise PresetError(
+                f"{preset.name!r} is an ImageNet backbone, with no classifier: say how many "
+                f"classes to train, DANet.from_preset({preset.name!r}, num_classes=K) or "
+                f"DANet(num_classes=K, backbone={preset.name!r})."
+            )
+        from keras_danet.models.resnet_v1c import ResNetV1c
+
+        backbone = from_preset(
+            ResNetV1c, preset, mirror=mirror, cache_dir=cache_dir, progress=progress
+        )
+        return cls(num_classes=num_classes, backbone=backbone)
+    if num_classes is not None and cls.__name__ != "DANet":
+        raise TypeError(f"{cls.__name__}.from_preset takes no num_classes: it has no classifier.")
     folder, in_our_cache = resolve_preset(
         handle, mirror=mirror, cache_dir=cache_dir, progress=progress
     )
     return load_preset_folder(cls, folder, num_classes=num_classes, discard_if_corrupt=in_our_cache)
 
 
+def _named(handle):
+    """The table's record for a handle that names one (or is one), else None."""
+    if isinstance(handle, Preset):
+        return handle
+    if isinstance(handle, str) and handle in PRESETS and not os.path.isdir(handle):
+        return PRESETS[handle]
+    return None
+
+
 def resolve_preset(handle, mirror=None, cache_dir=None, progress=True):
     """Returns `(folder, in_our_cache)` for a preset handle, fetching what is missing."""
     if isinstance(handle, Preset):
-        return _resolve_named(handle, mirror, cache_dir, progress)
+        return _resolve_record(handle, mirror, cache_dir, progress)
     if isinstance(handle, os.PathLike):
         handle = os.fspath(handle)
     if not isinstance(handle, str):
@@ -75,9 +99,7 @@ def resolve_preset(handle, mirror=None, cache_dir=None, progress=True):
         logger.info("Preset %s: loaded from the Hugging Face Hub (%s)", handle, folder)
         return folder, False
     if os.path.isdir(handle):
-        if not _is_preset_folder(handle) and (
-            handle in PRESETS or handle in BUNDLED_PRESETS or handle in ALIASES
-        ):
+        if not _is_preset_folder(handle) and handle in PRESETS:
             raise PresetError(
                 f"The folder {os.path.abspath(handle)} is not a preset, and its name shadows "
                 f"the preset {handle!r}: rename or remove that folder, or load from another "
@@ -85,10 +107,7 @@ def resolve_preset(handle, mirror=None, cache_dir=None, progress=True):
             )
         return handle, False
     if handle in PRESETS:
-        return _resolve_named(PRESETS[handle], mirror, cache_dir, progress)
-    if handle in BUNDLED_PRESETS:
-        logger.info("Preset %s: bundled with keras_danet", handle)
-        return bundled_preset_folder(handle), False
+        return _resolve_record(PRESETS[handle], mirror, cache_dir, progress)
     if os.sep in handle or handle.startswith((".", "~")):
         hint = ""
         if handle.count("/") == 1 and not handle.startswith((".", "~", "/")):
@@ -131,7 +150,29 @@ def _is_preset_folder(folder):
     )
 
 
-def _resolve_named(preset, mirror, cache_dir, progress):
+def _resolve_record(preset, mirror, cache_dir, progress):
+    """The folder of a `Preset`, by its source."""
+    source = preset.source
+    if isinstance(source, BundledFolder):
+        logger.info("Preset %s: bundled with keras_danet", preset.name)
+        return source.folder, False
+    if isinstance(source, LocalFolder):
+        if not _is_preset_folder(source.path):
+            raise PresetError(f"No preset folder at {source.path}.")
+        return source.path, False
+    if isinstance(source, HubRepo):
+        try:
+            return _hub_snapshot(source.repo, source.revision), False
+        except _HubUnavailable as error:
+            raise PresetError(
+                f"Could not get {source.handle} from the Hugging Face Hub: {error}"
+            ) from None
+    if isinstance(source, MmsegCheckpoint):
+        return _resolve_converted(preset, mirror, cache_dir, progress)
+    raise TypeError(f"The preset {preset.name!r} has a source of unknown kind: {source!r}")
+
+
+def _resolve_converted(preset, mirror, cache_dir, progress):
     cached = os.path.join(cache_root(cache_dir), "presets", preset.name)
     tried = []
     if _is_preset_folder(cached):
@@ -140,16 +181,17 @@ def _resolve_named(preset, mirror, cache_dir, progress):
     logger.info("Preset %s: not in the local cache (%s)", preset.name, cached)
     tried.append(f"local cache {cached}: not there")
 
-    hub = f"{preset.hub_repo}@{preset.hub_revision}"
-    try:
-        folder = _hub_snapshot(preset.hub_repo, preset.hub_revision)
-        logger.info("Preset %s: loaded from the Hugging Face Hub %s", preset.name, hub)
-        return folder, False
-    except _HubUnavailable as error:
-        logger.info("Preset %s: the Hugging Face Hub %s failed (%s)", preset.name, hub, error)
-        tried.append(f"Hugging Face Hub {hub}: {error}")
+    if preset.hub is not None:
+        hub = f"{preset.hub.repo}@{preset.hub.revision}"
+        try:
+            folder = _hub_snapshot(preset.hub.repo, preset.hub.revision)
+            logger.info("Preset %s: loaded from the Hugging Face Hub %s", preset.name, hub)
+            return folder, False
+        except _HubUnavailable as error:
+            logger.info("Preset %s: the Hugging Face Hub %s failed (%s)", preset.name, hub, error)
+            tried.append(f"Hugging Face Hub {hub}: {error}")
 
-    url = checkpoint_url(preset, mirror or os.environ.get(MIRROR_VARIABLE))
+    url = preset.source.url(mirror or os.environ.get(MIRROR_VARIABLE))
     try:
         converted = _convert_into_cache(preset, url, cached, progress)
     except (PresetError, ImportError, OSError, ValueError) as error:
@@ -196,20 +238,28 @@ def convert_original_checkpoint(preset, url, directory, progress=True):
             "The preset is not on the Hub, and converting the original mmseg checkpoint needs "
             "PyTorch: pip install 'keras-danet[torch]'"
         ) from None
-    from keras_danet.convert.mmseg import convert_mmseg_checkpoint
+    from keras_danet.convert.mmseg import convert_mmseg_backbone, convert_mmseg_checkpoint
 
     parent = os.path.dirname(os.path.abspath(directory))
     os.makedirs(parent, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".download.", dir=parent) as scratch:
         path = os.path.join(scratch, url.rsplit("/", 1)[-1])
         source_sha256 = download(url, path, preset.sha256_prefix, progress)
-        model = convert_mmseg_checkpoint(path, align_corners=preset.align_corners)
-        found = (model.depth, model.num_classes)
-        if found != (preset.depth, preset.num_classes):
-            raise PresetError(
-                f"{url} holds a DANet R{found[0]} with {found[1]} classes; the preset "
-                f"{preset.name} is R{preset.depth} with {preset.num_classes} classes."
-            )
+        if preset.architecture == "ResNetV1c":
+            model = convert_mmseg_backbone(path)
+            if model.depth != preset.depth:
+                raise PresetError(
+                    f"{url} holds a ResNet-V1c-{model.depth}; the preset {preset.name} is "
+                    f"ResNet-V1c-{preset.depth}."
+                )
+        else:
+            model = convert_mmseg_checkpoint(path, align_corners=preset.align_corners)
+            found = (model.depth, model.num_classes)
+            if found != (preset.depth, preset.num_classes):
+                raise PresetError(
+                    f"{url} holds a DANet R{found[0]} with {found[1]} classes; the preset "
+                    f"{preset.name} is R{preset.depth} with {preset.num_classes} classes."
+                )
         metadata = preset.metadata()
         metadata.update(source_url=url, source_sha256=source_sha256)
         save_to_preset(model, directory, metadata)
@@ -231,31 +281,31 @@ def load_preset_folder(cls, folder, num_classes=None, discard_if_corrupt=False):
         raise PresetError(
             f"{error} The cached copy was deleted: loading again fetches it anew."
         ) from error
-    from keras_danet.models.danet import class_count
-
-    if num_classes is None or class_count(num_classes) == model.num_classes:
-        model.preset_metadata = _weights_metadata(metadata)
-        return model
-    model = _with_new_classifiers(model, class_count(num_classes))
-    # The pretrained classes are gone; what the backbone was trained on stays on record.
     record = _weights_metadata(metadata)
-    for key in ("class_names", "palette", "miou", "miou_ms_flip", "dataset"):
+    if cls.__name__ == "ResNetV1c" and type(model).__name__ == "DANet":
+        backbone = model.backbone
+        backbone.preset_metadata = {
+            key: record[key] for key in ("preset", "license", "source") if key in record
+        }
+        return backbone
+    model.preset_metadata = record
+    if num_classes is None:
+        return model
+    tuned = model.reset_classifier(num_classes)
+    if tuned is model:
+        return model
+    logger.info(
+        "Re-initialised %s for %d classes (the preset has %d); every other weight is pretrained.",
+        ", ".join(tuned.get_classifier()),
+        tuned.num_classes,
+        model.num_classes,
+    )
+    # The pretrained classes are gone; what the backbone was trained on stays on record.
+    for key in ("class_names", "palette", "miou", "miou_ms_flip", "metrics", "dataset"):
         record.pop(key, None)
     record["pretrained"] = metadata.get("preset") or os.path.basename(os.path.normpath(folder))
-    model.preset_metadata = record
-    return model
-
-
-def _verify_hash(path, metadata, key, metadata_path):
-    expected = metadata.get(key)
-    if expected is None and key == "config_sha256":
-        return  # older presets (the bundled demo one too) record the weights alone
-    actual = sha256_file(path)
-    if actual != expected:
-        raise PresetError(
-            f"{path} has sha256 {actual}, but {metadata_path} records {expected}: the file "
-            "is truncated or was modified, or a save was interrupted."
-        )
+    tuned.preset_metadata = record
+    return tuned
 
 
 # A reader that opened files of two different saves (another process re-saving the
@@ -304,6 +354,15 @@ def _load_checked(cls, folder):
         f"{folder} kept changing while it was read: another process is saving it over and "
         "over. Load it when the saves are done."
     )
+
+
+def verify_preset_folder(folder):
+    """metadata.json of a complete preset folder whose files pass their hashes, else
+    `PresetError` naming the file and the problem. Builds no model."""
+    paths = {name: os.path.join(folder, name) for name in _NAMES}
+    with contextlib.ExitStack() as stack:
+        metadata, _ = _check_opened(paths, _open_files(paths, stack))
+    return metadata
 
 
 def _open_files(paths, stack):
@@ -384,7 +443,12 @@ def _build(cls, folder, paths, config):
         model = keras.saving.deserialize_keras_object(config, safe_mode=True)
     except Exception as error:
         raise PresetError(f"{paths[CONFIG_FILE]} does not build a model: {error}") from error
-    if not isinstance(model, cls):
+    from keras_danet.models import DANet
+
+    # A DANet preset serves a ResNetV1c too: its backbone (see load_preset_folder).
+    if not isinstance(model, cls) and not (
+        cls.__name__ == "ResNetV1c" and isinstance(model, DANet)
+    ):
         raise PresetError(f"{folder} holds a {type(model).__name__}, not a {cls.__name__}.")
     return model
 
@@ -399,21 +463,3 @@ def _weights_metadata(metadata):
         "keras_danet_version",
     }
     return {k: v for k, v in metadata.items() if k not in per_file | {"parameter_count"}}
-
-
-def _with_new_classifiers(pretrained, num_classes):
-    """The same model for `num_classes`: every weight kept but the four fresh classifiers."""
-    from keras_danet.models.danet import CLASSIFIER_LAYERS
-
-    model = type(pretrained).from_config({**pretrained.get_config(), "num_classes": num_classes})
-    for new, old in zip(model.weights, pretrained.weights, strict=True):
-        layer = new.path.split("/")[-2]
-        if layer not in CLASSIFIER_LAYERS:
-            new.assign(old)
-    logger.info(
-        "Re-initialised %s for %d classes (the preset has %d); every other weight is pretrained.",
-        ", ".join(CLASSIFIER_LAYERS),
-        num_classes,
-        pretrained.num_classes,
-    )
-    return model

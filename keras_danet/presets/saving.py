@@ -93,12 +93,8 @@ def _foreign_entries(directory):
 
 
 def _write_files(model, folder, metadata):
-    from keras_danet.models.danet import EXECUTION_SETTINGS
-
+    # The model's own get_compile_config() leaves out how this machine ran the steps.
     config = keras.saving.serialize_keras_object(model)
-    # A preset carries the recipe, not how this machine ran it.
-    for setting in EXECUTION_SETTINGS:
-        (config.get("compile_config") or {}).pop(setting, None)
     config_path = os.path.join(folder, CONFIG_FILE)
     with open(config_path, "w") as file:
         json.dump(config, file, indent=2)
@@ -106,11 +102,12 @@ def _write_files(model, folder, metadata):
     _check_free_space(model, folder)
     model.save_weights(weights)
     record = dict(metadata or {})
+    if getattr(model, "num_classes", None) is not None:
+        record["num_classes"] = model.num_classes
     record.update(
         format_version=PRESET_FORMAT_VERSION,
         keras_danet_version=__version__,
         keras_version=keras.__version__,
-        num_classes=model.num_classes,
         parameter_count=model.count_params(),
         weights_sha256=sha256_file(weights),
         config_sha256=sha256_file(config_path),

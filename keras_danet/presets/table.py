@@ -1,151 +1,106 @@
-"""The 16 mmsegmentation DANet checkpoints: one table, the only source of these facts.
+"""Every preset by name: the 16 mmsegmentation DANet checkpoints, the bundled demo and the
+ImageNet backbones. One table, the only source of these facts.
 
 `python -m keras_danet.presets.table` prints the table as Markdown (the README's copy).
 """
 
 import collections.abc
-import dataclasses
 import difflib
 import os
 import types
 
-from keras_danet.dataset_info import ADE20K, CITYSCAPES, VOC12AUG, DatasetInfo
+from keras_danet.dataset_info import ADE20K, CITYSCAPES, SYNTHETIC_SCENES, VOC12AUG
+from keras_danet.presets.preset import Preset, TestSettings
+from keras_danet.presets.sources import (
+    MMSEG_ROOT,
+    PRETRAIN_ROOT,
+    BundledFolder,
+    HubRepo,
+    MmsegCheckpoint,
+)
 
-MMSEG_DOWNLOAD_ROOT = "https://download.openmmlab.com/mmsegmentation/"
 HUB_ORGANIZATION = "keras-danet"
-
-
-@dataclasses.dataclass(frozen=True)
-class Preset:
-    """Everything known about one converted mmseg DANet checkpoint.
-
-    Example:
-    >>> preset = keras_danet.DANet.presets["danet_r101_cityscapes"]
-    >>> preset.miou, preset.checkpoint_url
-    """
-
-    name: str
-    dataset: DatasetInfo
-    depth: int
-    crop_size: tuple  # (height, width) of the training crops
-    iterations: int
-    batch_size: int  # total over 4 GPUs
-    align_corners: bool
-    test_mode: str  # "whole", or "slide" over `slide_crop` windows every `slide_stride`
-    miou: float  # single scale, mmseg's README
-    miou_ms_flip: float | None  # multi-scale + flip, where mmseg reports it
-    mmseg_config: str  # the mmseg 1.x config name
-    checkpoint_file: str  # the released file's stem: old config name, date, hash suffix
-    slide_crop: tuple | None = None
-    slide_stride: tuple | None = None
-    # mmseg's test Resize(scale, keep_ratio=True): (long, short) edges to fit.
-    test_scale: tuple | None = None
-    hub_repo: str | None = None  # defaults to keras-danet/<name>
-    # A 40-hex commit once published (weights/publish.py prints it); "main" before that.
-    hub_revision: str = "main"
-    license: str = "Apache-2.0"
-
-    def __post_init__(self):
-        if self.hub_repo is None:
-            object.__setattr__(self, "hub_repo", f"{HUB_ORGANIZATION}/{self.name}")
-
-    @property
-    def num_classes(self):
-        return self.dataset.num_classes
-
-    @property
-    def class_names(self):
-        return self.dataset.class_names
-
-    @property
-    def palette(self):
-        return self.dataset.palette
-
-    @property
-    def sha256_prefix(self):
-        """The 8 hex digits mmseg's publish script appended: a prefix of the file's sha256."""
-        return self.checkpoint_file.rsplit("-", 1)[1]
-
-    @property
-    def checkpoint_url(self):
-        return checkpoint_url(self)
-
-    def metadata(self):
-        """The JSON-ready facts written to a preset folder's metadata.json."""
-        return {
-            "preset": self.name,
-            "dataset": self.dataset.name,
-            "class_names": list(self.class_names),
-            "palette": [list(color) for color in self.palette],
-            "depth": self.depth,
-            "crop_size": list(self.crop_size),
-            "test_mode": self.test_mode,
-            "slide_crop": list(self.slide_crop) if self.slide_crop else None,
-            "slide_stride": list(self.slide_stride) if self.slide_stride else None,
-            "test_scale": list(self.test_scale) if self.test_scale else None,
-            "align_corners": self.align_corners,
-            "miou": self.miou,
-            "miou_ms_flip": self.miou_ms_flip,
-            "schedule": {"iterations": self.iterations, "batch_size": self.batch_size},
-            "mmseg_config": self.mmseg_config,
-            "checkpoint_url": self.checkpoint_url,
-            "checkpoint_sha256_prefix": self.sha256_prefix,
-            "license": self.license,
-            "hub_repo": self.hub_repo,
-            "hub_revision": self.hub_revision,
-        }
+MMSEG_DOWNLOAD_ROOT = MMSEG_ROOT  # the name of the first table; the sources own it now
 
 
 def checkpoint_url(preset, mirror=None):
-    """The original .pth URL, or its copy under `mirror` (a base URL replacing mmseg's root)."""
-    old_config_name = preset.checkpoint_file.rsplit("_", 2)[0]
-    path = f"v0.5/danet/{old_config_name}/{preset.checkpoint_file}.pth"
-    root = mirror if mirror else MMSEG_DOWNLOAD_ROOT
-    return root.rstrip("/") + "/" + path
+    """The original .pth URL of an mmseg-sourced preset, or its copy under `mirror`."""
+    if not isinstance(preset.source, MmsegCheckpoint):
+        raise ValueError(f"The preset {preset.name!r} is not converted from an mmseg checkpoint.")
+    return preset.source.url(mirror)
+
+
+def _hub(name):
+    # The converted copy; "main" until weights/publish.py pins the 40-hex commit it printed.
+    return HubRepo(f"{HUB_ORGANIZATION}/{name}")
+
+
+def _metrics(miou, ms_flip):
+    """mmseg's reported mIoU on the validation set: single scale, and multi-scale + flip."""
+    return {"mIoU": miou} | ({"mIoU_ms_flip": ms_flip} if ms_flip else {})
+
+
+def _mmseg_danet(name, dataset, depth, align_corners, test, metrics, checkpoint_file, **training):
+    old_config_name = checkpoint_file.rsplit("_", 2)[0]
+    return Preset(
+        name=name,
+        architecture="DANet",
+        config={"num_classes": dataset.num_classes, "depth": depth, "align_corners": align_corners},
+        source=MmsegCheckpoint(f"v0.5/danet/{old_config_name}/{checkpoint_file}.pth"),
+        description=(
+            f"DANet R{depth}-D8 for {dataset.title}, mmsegmentation's checkpoint "
+            f"({training['crop_size'][0]}x{training['crop_size'][1]} crops, "
+            f"{training['iterations'] // 1000}k iterations)"
+        ),
+        dataset=dataset,
+        test=test,
+        metrics=metrics,
+        training=training,
+        hub=_hub(name),
+    )
 
 
 def _cityscapes(depth, crop, iterations, stamp, miou, ms_flip=None):
     large = crop == 769
     crop_text = "769x769" if large else "512x1024"
-    return Preset(
+    return _mmseg_danet(
         name=f"danet_r{depth}_d8_cityscapes_{crop_text}_{iterations}k",
         dataset=CITYSCAPES,
         depth=depth,
+        align_corners=large,
+        test=TestSettings(
+            mode="slide" if large else "whole",
+            crop=(769, 769) if large else None,
+            stride=(513, 513) if large else None,
+            scale=(2049, 1025) if large else (2048, 1024),
+        ),
+        metrics=_metrics(miou, ms_flip),
         crop_size=(769, 769) if large else (512, 1024),
         iterations=iterations * 1000,
         batch_size=8,
-        align_corners=large,
-        test_mode="slide" if large else "whole",
-        slide_crop=(769, 769) if large else None,
-        slide_stride=(513, 513) if large else None,
-        test_scale=(2049, 1025) if large else (2048, 1024),
-        miou=miou,
-        miou_ms_flip=ms_flip,
         mmseg_config=f"danet_r{depth}-d8_4xb2-{iterations}k_cityscapes-{crop_text}",
         checkpoint_file=f"danet_r{depth}-d8_{crop_text}_{iterations}k_cityscapes_{stamp}",
     )
 
 
 def _512(dataset, depth, iterations, stamp, miou, ms_flip):
-    return Preset(
+    return _mmseg_danet(
         name=f"danet_r{depth}_d8_{dataset.name}_512x512_{iterations}k",
         dataset=dataset,
         depth=depth,
+        align_corners=False,
+        test=TestSettings(mode="whole", scale=(2048, 512)),
+        metrics=_metrics(miou, ms_flip),
         crop_size=(512, 512),
         iterations=iterations * 1000,
         batch_size=16,
-        align_corners=False,
-        test_mode="whole",
-        test_scale=(2048, 512),
-        miou=miou,
-        miou_ms_flip=ms_flip,
         mmseg_config=f"danet_r{depth}-d8_4xb4-{iterations}k_{dataset.name}-512x512",
         checkpoint_file=f"danet_r{depth}-d8_512x512_{iterations}k_{dataset.name}_{stamp}",
     )
 
 
 # mmseg's DANet README and metafile (reference section 1.3).
-_PRESETS = (
+_MMSEG_DANETS = (
     _cityscapes(50, 512, 40, "20200605_191324-c0dbfa5f", 78.74),
     _cityscapes(101, 512, 40, "20200605_200831-c57a7157", 80.52),
     _cityscapes(50, 769, 40, "20200530_025703-76681c60", 78.88, 80.62),
@@ -165,6 +120,54 @@ _PRESETS = (
 )
 
 
+# Shipped inside the package, trained by weights/train_demo_preset.py: no download.
+_BUNDLED = (
+    Preset(
+        name="danet_demo_shapes",
+        architecture="DANet",
+        config={
+            "num_classes": 4,
+            "depth": 50,
+            "output_stride": 8,
+            "stem_channels": 8,
+            "base_channels": 4,
+            "head_channels": 16,
+            "pam_channels": 4,
+            "aux_channels": 8,
+            "align_corners": False,
+        },
+        source=BundledFolder("danet_demo_shapes"),
+        description="Synthetic street scenes, 4 classes, R50 at 1/16 width",
+        dataset=SYNTHETIC_SCENES,
+        test=TestSettings(mode="whole"),
+        metrics={"mIoU": 96.22},  # on 64 held-out generated scenes (metadata.json)
+        training={"script": "weights/train_demo_preset.py"},
+    ),
+)
+
+
+def _imagenet_backbone(depth, sha256_prefix):
+    name = f"resnet{depth}_v1c"
+    return Preset(
+        name=name,
+        architecture="ResNetV1c",
+        config={"depth": depth},
+        # mmengine/hub/openmmlab.json: open-mmlab://resnet{depth}_v1c.
+        source=MmsegCheckpoint(f"{name}-{sha256_prefix}.pth", root=PRETRAIN_ROOT),
+        description=(
+            f"ResNet-V1c-{depth} trained on ImageNet-1k: the backbone every mmseg DANet "
+            f"starts from (open-mmlab://{name})"
+        ),
+        training={"dataset": "ImageNet-1k"},
+        # Third-party weights that OpenMMLab redistributes; they publish no license for them.
+        license="other",
+        hub=_hub(name),
+    )
+
+
+_BACKBONES = (_imagenet_backbone(50, "2cccc1ad"), _imagenet_backbone(101, "e67eebb6"))
+
+
 def _best_single_scale_aliases(presets):
     """`danet_r{depth}_{dataset}` → the preset of that backbone and dataset with the best mIoU."""
     best = {}
@@ -175,11 +178,15 @@ def _best_single_scale_aliases(presets):
     return {alias: preset.name for alias, preset in best.items()}
 
 
-ALIASES = types.MappingProxyType(_best_single_scale_aliases(_PRESETS))
+ALIASES = types.MappingProxyType(_best_single_scale_aliases(_MMSEG_DANETS))
 
 
 class PresetTable(collections.abc.Mapping):
-    """A read-only mapping of preset names to `Preset`s that also answers to the aliases."""
+    """A read-only mapping of preset names to `Preset`s that also answers to the aliases.
+
+    The one table of every preset: `DANet.presets`, `ResNetV1c.presets`, `list_presets()`,
+    `keras-danet presets` and the unknown-name message all read it.
+    """
 
     def __init__(self, presets):
         self._presets = {preset.name: preset for preset in presets}
@@ -199,18 +206,27 @@ class PresetTable(collections.abc.Mapping):
     def __len__(self):
         return len(self._presets)
 
+    def where(self, **fields):
+        """The presets whose fields equal `fields`, e.g. `where(architecture="ResNetV1c")`."""
+        return [
+            preset
+            for preset in self._presets.values()
+            if all(getattr(preset, key) == value for key, value in fields.items())
+        ]
 
-# Presets shipped inside the package, trained by weights/train_demo_preset.py: no download.
-BUNDLED_PRESETS = {"danet_demo_shapes": "Synthetic street scenes, 4 classes, R50 at 1/16 width"}
+
+PRESETS = PresetTable(_MMSEG_DANETS + _BUNDLED + _BACKBONES)
+# Names of the presets bundled in the package, with their descriptions.
+BUNDLED_PRESETS = types.MappingProxyType({preset.name: preset.description for preset in _BUNDLED})
 BUNDLED_FOLDER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bundled")
 
 
 def bundled_preset_folder(name):
-    return os.path.join(BUNDLED_FOLDER, name)
+    return PRESETS[name].source.folder
 
 
 def unknown_preset_message(name):
-    known = list(ALIASES) + list(PRESETS.keys()) + list(BUNDLED_PRESETS)
+    known = [known for known in (*ALIASES, *PRESETS) if known != name]
     close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.5)
     hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
     return (
@@ -219,18 +235,15 @@ def unknown_preset_message(name):
     )
 
 
-PRESETS = PresetTable(_PRESETS)
-
-
 def list_presets(include_aliases=True):
-    """Names of the presets: the 16 mmseg checkpoints, the bundled demo, then the 6 aliases.
+    """Names of every preset: the 16 mmseg DANet checkpoints, the bundled demo, the two
+    ImageNet backbones, then the 6 aliases. `DANet.presets[name]` describes each.
 
     Example:
     >>> keras_danet.list_presets()[:2]
     ['danet_r50_d8_cityscapes_512x1024_40k', 'danet_r101_d8_cityscapes_512x1024_40k']
     """
-    names = list(PRESETS.keys()) + list(BUNDLED_PRESETS)
-    return names + (list(ALIASES) if include_aliases else [])
+    return list(PRESETS) + (list(ALIASES) if include_aliases else [])
 
 
 def markdown_table():
@@ -242,7 +255,7 @@ def markdown_table():
         "| preset | alias | dataset | crop | schedule | test mode | mIoU | ms+flip mIoU |",
         "|---|---|---|---|---|---|---:|---:|",
     ]
-    for preset in PRESETS.values():
+    for preset in _MMSEG_DANETS:
         mode = preset.test_mode
         if mode == "slide":
             mode = f"slide {preset.slide_crop[0]}/{preset.slide_stride[0]}"

@@ -77,6 +77,21 @@ class TorchSGD(keras.optimizers.Optimizer):
                 name="poly_horizon",
             )
 
+    def load_own_variables(self, store):
+        horizon = getattr(self, "poly_horizon", None)
+        variables = self.variables
+        if (
+            horizon is not None
+            and variables[-1] is horizon
+            and len(store.keys()) == len(variables) - 1
+        ):
+            # Saved before the horizon became a variable (keras_danet 0.1 presets): the
+            # rest is the same state in the same order; fit() sets the horizon anyway.
+            for index, variable in enumerate(variables[:-1]):
+                variable.assign(store[str(index)])
+            return
+        super().load_own_variables(store)
+
     def _get_current_learning_rate(self):
         horizon = getattr(self, "poly_horizon", None)
         if horizon is None:

@@ -156,3 +156,45 @@ def test_layers_of_the_same_shape_start_from_different_weights():
     for i, first in enumerate(kernels):
         for second in kernels[i + 1 :]:
             assert first.shape != second.shape or not np.array_equal(first, second)
+
+
+def test_get_classifier_and_reset_classifier_keep_every_other_weight():
+    model = _tiny()
+    classifiers = model.get_classifier()
+    assert list(classifiers) == ["classifier", "pam_classifier", "cam_classifier", "aux_classifier"]
+    assert all(layer.kernel.shape[-1] == 5 for layer in classifiers.values())
+    model.preset_metadata = {"preset": "mine"}
+    assert model.reset_classifier(5) is model  # already 5 classes: nothing to do
+    tuned = model.reset_classifier(3)
+    assert tuned.num_classes == 3 and tuned.preset_metadata == {"preset": "mine"}
+    kept = 0
+    for new, old in zip(tuned.weights, model.weights, strict=True):
+        if new.path.split("/")[-2] in classifiers:
+            assert new.shape[-1] == 3
+        else:
+            np.testing.assert_array_equal(to_numpy(new), to_numpy(old))
+            kept += 1
+    assert kept == len(model.weights) - 8
+    images = _images(1, 32, 48)
+    assert tuned.predict(images, verbose=0).shape == (1, 32, 48, 3)
+    with pytest.raises(ValueError, match="positive whole number"):
+        model.reset_classifier(2.5)
+
+
+def test_backbone_argument_copies_a_backbone_and_its_widths():
+    from keras_danet import ResNetV1c
+
+    backbone = ResNetV1c(depth=50, stem_channels=8, base_channels=4)
+    for weight in backbone.weights:  # away from any initial value
+        weight.assign(np.random.default_rng(1).normal(size=weight.shape).astype("float32"))
+    heads = {k: TINY[k] for k in ("head_channels", "pam_channels", "aux_channels")}
+    model = DANet(num_classes=5, backbone=backbone, output_stride=16, **heads)
+    assert (model.depth, model.stem_channels, model.base_channels) == (50, 8, 4)
+    assert model.preset_metadata == {"backbone": f"ResNetV1c {backbone.name!r}"}
+    for ours, theirs in zip(model.backbone.weights, backbone.weights, strict=True):
+        np.testing.assert_array_equal(to_numpy(ours), to_numpy(theirs))
+    assert "backbone" not in model.get_config()  # weights, not architecture
+    with pytest.raises(TypeError, match="must be a ResNetV1c or a preset of one"):
+        DANet(num_classes=5, backbone=keras.Sequential([keras.layers.Dense(2)]))
+    with pytest.raises(ValueError, match="stem_channels=16, but the backbone given has"):
+        DANet(num_classes=5, backbone=backbone, stem_channels=16)

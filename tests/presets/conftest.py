@@ -9,6 +9,7 @@ import textwrap
 import pytest
 
 from keras_danet import DANet
+from keras_danet.presets import HubRepo, MmsegCheckpoint
 from keras_danet.presets.table import checkpoint_url
 from tests.conftest import fixture_path
 
@@ -25,12 +26,23 @@ def tiny_preset(sha256_prefix=None, fixture="danet_r50_tiny"):
         with open(fixture_path(fixture), "rb") as file:
             sha256_prefix = hashlib.sha256(file.read()).hexdigest()[:8]
     base = DANet.presets["danet_r50_cityscapes"]
-    stem = base.checkpoint_file.rsplit("-", 1)[0]
+    stem = base.source.path.rsplit("-", 1)[0]
     return dataclasses.replace(
         base,
         name="danet_tiny_test",
-        checkpoint_file=f"{stem}-{sha256_prefix}",
-        hub_repo="keras-danet-tests/no-such-repo",
+        source=MmsegCheckpoint(f"{stem}-{sha256_prefix}.pth"),
+        hub=HubRepo("keras-danet-tests/no-such-repo"),
+    )
+
+
+def preset_code(preset):
+    """One line of Python that rebuilds `preset` (a `tiny_preset`) in a fresh interpreter."""
+    return (
+        "import dataclasses; from keras_danet import DANet; "
+        "from keras_danet.presets import HubRepo, MmsegCheckpoint; "
+        "preset = dataclasses.replace(DANet.presets['danet_r50_cityscapes'], "
+        f"name={preset.name!r}, source=MmsegCheckpoint({preset.source.path!r}), "
+        f"hub=HubRepo({preset.hub.repo!r}))"
     )
 
 

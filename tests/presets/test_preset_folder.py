@@ -100,7 +100,9 @@ def test_config_naming_another_class_is_refused(tmp_path):
     config.update(module="os", class_name="system", registered_name="os>system")
     path.write_text(json.dumps(config))
     _record_hash(folder, "config_sha256", path)  # as an attacker's Hub repo would
-    with pytest.raises(PresetError, match="only keras_danet>DANet may be built"):
+    with pytest.raises(
+        PresetError, match="only keras_danet>DANet, keras_danet>ResNetV1c may be built"
+    ):
         DANet.from_preset(folder)
 
 

@@ -16,7 +16,7 @@ import pytest
 from keras_danet import DANet, PresetError, convert_mmseg_checkpoint
 from keras_danet.models.danet import CLASSIFIER_LAYERS
 from tests.conftest import fixture_path, to_numpy
-from tests.presets.conftest import REPOSITORY, make_mirror, run_python, tiny_preset
+from tests.presets.conftest import REPOSITORY, make_mirror, preset_code, run_python, tiny_preset
 
 pytest.importorskip("torch", reason="converting on demand reads .pth files with torch")
 
@@ -140,12 +140,9 @@ def test_hub_that_cannot_be_reached_falls_back(tmp_path, mirrored_preset):
     preset, mirror = mirrored_preset
     result = run_python(
         f"""
-        import dataclasses, logging
+        import logging
         logging.basicConfig(level=logging.INFO)
-        from keras_danet import DANet
-        preset = DANet.presets["danet_r50_cityscapes"]
-        preset = dataclasses.replace(preset, name={preset.name!r},
-            checkpoint_file={preset.checkpoint_file!r}, hub_repo={preset.hub_repo!r})
+        {preset_code(preset)}
         model = DANet.from_preset(preset, mirror={mirror!r}, cache_dir={str(tmp_path / "c")!r})
         print("CLASSES", model.num_classes)
         """,
@@ -161,12 +158,10 @@ def test_without_torch_the_error_gives_the_install_command(tmp_path, mirrored_pr
     preset, mirror = mirrored_preset
     result = run_python(
         f"""
-        import dataclasses, sys
+        import sys
         sys.modules["torch"] = None
-        from keras_danet import DANet, PresetError
-        preset = dataclasses.replace(DANet.presets["danet_r50_cityscapes"],
-            name={preset.name!r}, checkpoint_file={preset.checkpoint_file!r},
-            hub_repo={preset.hub_repo!r})
+        from keras_danet import PresetError
+        {preset_code(preset)}
         try:
             DANet.from_preset(preset, mirror={mirror!r}, cache_dir={str(tmp_path / "c")!r})
         except PresetError as error:
@@ -183,13 +178,10 @@ def test_two_processes_loading_at_once(tmp_path, mirrored_preset):
     preset, mirror = mirrored_preset
     cache = str(tmp_path / "cache")
     code = f"""
-        import dataclasses, logging
+        import logging
         logging.basicConfig(level=logging.INFO, format="%(message)s")
         import numpy as np
-        from keras_danet import DANet
-        preset = dataclasses.replace(DANet.presets["danet_r50_cityscapes"],
-            name={preset.name!r}, checkpoint_file={preset.checkpoint_file!r},
-            hub_repo={preset.hub_repo!r})
+        {preset_code(preset)}
         model = DANet.from_preset(preset, mirror={mirror!r}, cache_dir={cache!r}, progress=False)
         x = np.random.default_rng(0).uniform(0, 255, (1, 32, 32, 3)).astype("float32")
         print("SUM", float(np.asarray(model.predict(x, verbose=0)).sum()))
