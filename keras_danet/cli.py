@@ -380,7 +380,12 @@ def _upload(args):
     handle = upload_preset(
         args.repo, args.folder, private=args.private or None, endpoint=args.endpoint
     )
-    print(f"uploaded: DANet.from_preset({handle!r})")
+    from keras_danet.presets import Preset
+
+    if Preset.from_folder(args.folder).architecture == "ResNetV1c":
+        print(f"uploaded: DANet(num_classes=K, backbone={handle!r})")
+    else:
+        print(f"uploaded: DANet.from_preset({handle!r})")
 
 
 def _attention(args):

@@ -76,7 +76,9 @@ def main(argv=None):
     parser.add_argument("--output", default="converted", help="folder for the preset folders")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="these presets (or aliases)")
     parser.add_argument(
-        "--mirror", help="base URL replacing https://download.openmmlab.com/mmsegmentation/"
+        "--mirror",
+        help="base URL replacing https://download.openmmlab.com/mmsegmentation/ (and "
+        ".../pretrain/third_party/ for the backbones)",
     )
     parser.add_argument("--organization", help="Hub organisation instead of keras-danet")
     parser.add_argument("--dry-run", action="store_true", help="write everything, upload nothing")
@@ -98,7 +100,7 @@ def main(argv=None):
             ""
             if args.dry_run
             else "; paste the hub_revision values of manifest.json into "
-            "keras_danet/presets/table.py"
+            "_HUB_REVISIONS in keras_danet/presets/table.py"
         )
     )
     return 0

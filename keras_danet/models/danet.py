@@ -18,6 +18,17 @@ from keras_danet.models.resnet_v1c import ResNetV1c
 # mmseg's data preprocessor, RGB order, 0-255 scale.
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
+# What preset_metadata says about the classes, which a new classifier makes untrue.
+_CLASS_KEYS = (
+    "class_names",
+    "palette",
+    "dataset",
+    "num_classes",
+    "miou",
+    "miou_ms_flip",
+    "metrics",
+)
+
 # compile() arguments that describe a machine, not a training recipe.
 EXECUTION_SETTINGS = ("jit_compile", "run_eagerly", "steps_per_execution")
 
@@ -40,7 +51,8 @@ def _pretrained_backbone(backbone):
     if backbone is None:
         return None, None
     if isinstance(backbone, ResNetV1c):
-        source = (getattr(backbone, "preset_metadata", None) or {}).get("preset")
+        record = getattr(backbone, "preset_metadata", None) or {}
+        source = record.get("preset") or record.get("pretrained")
         return backbone, source or f"ResNetV1c {backbone.name!r}"
     if isinstance(backbone, keras.Model):
         raise TypeError(
@@ -86,7 +98,8 @@ class DANet(PresetMethods, FreeingFunctional, keras.Model):
             `ResNetV1c` model or a preset of one ("resnet50_v1c", "resnet101_v1c": mmseg's
             ImageNet weights). The heads are initialised as mmseg initialises them. The
             weights are copied, so the config does not record them; `preset_metadata`
-            does.
+            does. (`backbone=ResNetV1c.from_preset(name, mirror=..., cache_dir=...)`
+            passes loading options.)
         head_channels: DA head width (mmseg's `channels`, 512).
         pam_channels: PAM query/key width (64).
         aux_channels: FCN auxiliary head width (256).
@@ -484,7 +497,10 @@ class DANet(PresetMethods, FreeingFunctional, keras.Model):
 
         metadata.json keeps what the model was loaded with (`preset_metadata`), then the
         class names and palette of `dataset` (a `keras_danet.data` dataset or a
-        `DatasetInfo`), then `metadata`.
+        `DatasetInfo`), then `metadata`. Saved under a new name (the folder's, or
+        `metadata["preset"]`), it is a new preset: the loaded preset's name becomes
+        `pretrained`, and its identity (description, source, Hub repo) and reported metrics
+        stay with it, not with these weights; pass your own as `metadata={"metrics": ...}`.
 
         Example:
         >>> model.fit(train, epochs=10)
@@ -534,7 +550,12 @@ class DANet(PresetMethods, FreeingFunctional, keras.Model):
         for new, old in zip(model.weights, self.weights, strict=True):
             if new.path.split("/")[-2] not in CLASSIFIER_LAYERS:
                 new.assign(old)
-        model.preset_metadata = dict(self.preset_metadata)
+        # The old classes (names, palette, their metrics) are gone; what the rest of the
+        # weights were trained as stays on record as `pretrained`.
+        record = {k: v for k, v in self.preset_metadata.items() if k not in _CLASS_KEYS}
+        if self.preset_metadata.get("preset"):
+            record["pretrained"] = record.pop("preset")
+        model.preset_metadata = record
         return model
 
     def get_layer(self, name=None, index=None):

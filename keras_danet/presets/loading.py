@@ -44,40 +44,21 @@ def cache_root(cache_dir=None):
 
 
 def from_preset(cls, handle, *, num_classes=None, mirror=None, cache_dir=None, progress=True):
-    """Builds a `cls` (DANet or ResNetV1c) from a preset; see `DANet.from_preset`.
+    """Builds a `cls` (DANet or ResNetV1c, or a subclass) from a preset; see
+    `DANet.from_preset`.
 
-    A DANet from a backbone preset is `DANet(num_classes=..., backbone=...)`; a ResNetV1c
-    from a DANet preset is that DANet's backbone.
+    A DANet from a backbone preset (by name, folder or Hub repo) is
+    `DANet(num_classes=..., backbone=...)`; a ResNetV1c from a DANet preset is that DANet's
+    backbone.
     """
-    preset = _named(handle)
-    if cls.__name__ == "DANet" and preset is not None and preset.architecture == "ResNetV1c":
-        if num_classes is None:
-            raise PresetError(
-                f"{preset.name!r} is an ImageNet backbone, with no classifier: say how many "
-                f"classes to train, DANet.from_preset({preset.name!r}, num_classes=K) or "
-                f"DANet(num_classes=K, backbone={preset.name!r})."
-            )
-        from keras_danet.models.resnet_v1c import ResNetV1c
+    from keras_danet.models import DANet
 
-        backbone = from_preset(
-            ResNetV1c, preset, mirror=mirror, cache_dir=cache_dir, progress=progress
-        )
-        return cls(num_classes=num_classes, backbone=backbone)
-    if num_classes is not None and cls.__name__ != "DANet":
+    if num_classes is not None and not issubclass(cls, DANet):
         raise TypeError(f"{cls.__name__}.from_preset takes no num_classes: it has no classifier.")
     folder, in_our_cache = resolve_preset(
         handle, mirror=mirror, cache_dir=cache_dir, progress=progress
     )
     return load_preset_folder(cls, folder, num_classes=num_classes, discard_if_corrupt=in_our_cache)
-
-
-def _named(handle):
-    """The table's record for a handle that names one (or is one), else None."""
-    if isinstance(handle, Preset):
-        return handle
-    if isinstance(handle, str) and handle in PRESETS and not os.path.isdir(handle):
-        return PRESETS[handle]
-    return None
 
 
 def resolve_preset(handle, mirror=None, cache_dir=None, progress=True):
@@ -281,30 +262,38 @@ def load_preset_folder(cls, folder, num_classes=None, discard_if_corrupt=False):
         raise PresetError(
             f"{error} The cached copy was deleted: loading again fetches it anew."
         ) from error
+    from keras_danet.models import DANet, ResNetV1c
+
     record = _weights_metadata(metadata)
-    if cls.__name__ == "ResNetV1c" and type(model).__name__ == "DANet":
+    name = record.get("preset") or os.path.basename(os.path.normpath(folder))
+    if issubclass(cls, ResNetV1c) and isinstance(model, DANet):
+        # The backbone of a DANet preset: a part of it, not the preset itself.
         backbone = model.backbone
-        backbone.preset_metadata = {
-            key: record[key] for key in ("preset", "license", "source") if key in record
-        }
+        backbone.preset_metadata = {"pretrained": name, "license": record.get("license")}
         return backbone
     model.preset_metadata = record
+    if issubclass(cls, DANet) and isinstance(model, ResNetV1c):
+        if num_classes is None:
+            raise PresetError(
+                f"{name!r} is an ImageNet backbone, with no classifier: say how many classes "
+                f"to train, DANet.from_preset({name!r}, num_classes=K) or "
+                f"DANet(num_classes=K, backbone={name!r})."
+            )
+        return cls(num_classes=num_classes, backbone=model)
+    if not isinstance(model, cls):
+        raise PresetError(f"{folder} holds a {type(model).__name__}, not a {cls.__name__}.")
     if num_classes is None:
         return model
+    model.preset_metadata.setdefault("preset", name)
     tuned = model.reset_classifier(num_classes)
-    if tuned is model:
-        return model
-    logger.info(
-        "Re-initialised %s for %d classes (the preset has %d); every other weight is pretrained.",
-        ", ".join(tuned.get_classifier()),
-        tuned.num_classes,
-        model.num_classes,
-    )
-    # The pretrained classes are gone; what the backbone was trained on stays on record.
-    for key in ("class_names", "palette", "miou", "miou_ms_flip", "metrics", "dataset"):
-        record.pop(key, None)
-    record["pretrained"] = metadata.get("preset") or os.path.basename(os.path.normpath(folder))
-    tuned.preset_metadata = record
+    if tuned is not model:
+        logger.info(
+            "Re-initialised %s for %d classes (the preset has %d); every other weight is "
+            "pretrained.",
+            ", ".join(tuned.get_classifier()),
+            tuned.num_classes,
+            model.num_classes,
+        )
     return tuned
 
 
@@ -443,13 +432,8 @@ def _build(cls, folder, paths, config):
         model = keras.saving.deserialize_keras_object(config, safe_mode=True)
     except Exception as error:
         raise PresetError(f"{paths[CONFIG_FILE]} does not build a model: {error}") from error
-    from keras_danet.models import DANet
-
-    # A DANet preset serves a ResNetV1c too: its backbone (see load_preset_folder).
-    if not isinstance(model, cls) and not (
-        cls.__name__ == "ResNetV1c" and isinstance(model, DANet)
-    ):
-        raise PresetError(f"{folder} holds a {type(model).__name__}, not a {cls.__name__}.")
+    # Which class the caller wanted is settled by load_preset_folder: a DANet preset serves
+    # a ResNetV1c (its backbone), a backbone preset a DANet (with new heads).
     return model
 
 

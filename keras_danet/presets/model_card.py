@@ -51,12 +51,17 @@ def model_card(preset, metadata, handle=None, alias=None):
     lines = [
         "---",
         f"license: {_yaml(license_id)}",
+        # The Hub asks a name and a link of a license it does not know ("other").
+        "license_name: see-the-source" if license_id == "other" else None,
+        f"license_link: {_yaml(_source_url(metadata))}"
+        if license_id == "other" and _source_url(metadata)
+        else None,
         "library_name: keras",
         "pipeline_tag: image-segmentation" if preset.architecture == "DANet" else None,
         f"tags: [{', '.join(tags)}]",
         f"datasets: [{_yaml(dataset.name)}]" if dataset else None,
     ]
-    metrics = [(key, value) for key, value in preset.metrics.items() if value is not None]
+    metrics = [(k, v) for k, v in preset.metrics.items() if isinstance(v, (int, float))]
     if metrics and dataset:
         lines += [
             "model-index:",
@@ -68,7 +73,9 @@ def model_card(preset, metadata, handle=None, alias=None):
         ]
         for key, value in metrics:
             kind, name = _METRIC_NAMES.get(key, (key.lower(), key))
-            lines.append(f"      - {{type: {kind}, value: {value}, name: {name}}}")
+            lines.append(
+                f"      - {{type: {_yaml(kind)}, value: {float(value)}, name: {_yaml(name)}}}"
+            )
     lines += ["---", "", f"# {preset.name}", "", _summary(preset), ""]
     lines += ["```python", "import keras_danet", *_usage(preset, handle), "```", ""]
     lines += _facts_table(preset, metadata)
@@ -88,8 +95,12 @@ def model_card(preset, metadata, handle=None, alias=None):
     return "\n".join(line for line in lines if line is not None)
 
 
+def _source_url(metadata):
+    return metadata.get("source_url") or metadata.get("checkpoint_url")
+
+
 def _summary(preset):
-    what = preset.description or preset.name
+    what = (preset.description or preset.name).rstrip(".")
     if preset.architecture == "ResNetV1c":
         return (
             f"{what}. A [keras-danet](https://github.com/keras-danet/keras-danet) backbone "
@@ -122,7 +133,8 @@ def _facts_table(preset, metadata):
     if preset.dataset:
         rows.append(("dataset", preset.dataset.title))
     for key, value in preset.metrics.items():
-        rows.append((_METRIC_NAMES.get(key, (None, key))[1], f"{value:.2f}"))
+        shown = f"{value:.2f}" if isinstance(value, (int, float)) else str(value)
+        rows.append((_METRIC_NAMES.get(key, (None, key))[1], shown))
     if preset.test is not None:
         mode = preset.test.mode
         if mode == "slide":

@@ -30,9 +30,13 @@ def checkpoint_url(preset, mirror=None):
     return preset.source.url(mirror)
 
 
+# The Hub commit of each converted copy: weights/publish.py writes them to manifest.json
+# after an upload, to be pasted here; "main" until then.
+_HUB_REVISIONS = {}
+
+
 def _hub(name):
-    # The converted copy; "main" until weights/publish.py pins the 40-hex commit it printed.
-    return HubRepo(f"{HUB_ORGANIZATION}/{name}")
+    return HubRepo(f"{HUB_ORGANIZATION}/{name}", _HUB_REVISIONS.get(name, "main"))
 
 
 def _metrics(miou, ms_flip):

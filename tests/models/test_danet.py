@@ -163,10 +163,11 @@ def test_get_classifier_and_reset_classifier_keep_every_other_weight():
     classifiers = model.get_classifier()
     assert list(classifiers) == ["classifier", "pam_classifier", "cam_classifier", "aux_classifier"]
     assert all(layer.kernel.shape[-1] == 5 for layer in classifiers.values())
-    model.preset_metadata = {"preset": "mine"}
+    model.preset_metadata = {"preset": "mine", "class_names": list("abcde"), "num_classes": 5}
     assert model.reset_classifier(5) is model  # already 5 classes: nothing to do
     tuned = model.reset_classifier(3)
-    assert tuned.num_classes == 3 and tuned.preset_metadata == {"preset": "mine"}
+    # The old classes' names are gone with the old classifier; where the rest came from stays.
+    assert tuned.num_classes == 3 and tuned.preset_metadata == {"pretrained": "mine"}
     kept = 0
     for new, old in zip(tuned.weights, model.weights, strict=True):
         if new.path.split("/")[-2] in classifiers:

@@ -149,7 +149,7 @@ def test_by_name_from_the_cache_and_from_preset_with_classes(converted, monkeypa
     backbone.save_to_preset(home / "presets" / "resnet50_v1c")
     monkeypatch.setenv("KERAS_DANET_HOME", str(home))
     model = DANet(num_classes=5, backbone="resnet50_v1c", **HEAD_SIZES)
-    assert model.preset_metadata == {"backbone": "resnet_tiny_test"}
+    assert model.preset_metadata == {"backbone": "resnet50_v1c"}
     same = DANet.from_preset("resnet50_v1c", num_classes=5)
     for ours, theirs in zip(model.backbone.weights, same.backbone.weights, strict=True):
         np.testing.assert_array_equal(to_numpy(ours), to_numpy(theirs))
@@ -176,9 +176,24 @@ def test_backbone_of_a_danet_preset():
     backbone = ResNetV1c.from_preset("danet_demo_shapes")
     assert (
         isinstance(backbone, ResNetV1c)
-        and backbone.preset_metadata["preset"] == "danet_demo_shapes"
+        and backbone.preset_metadata["pretrained"] == "danet_demo_shapes"
     )
     for ours, theirs in zip(backbone.weights, danet.backbone.weights, strict=True):
         np.testing.assert_array_equal(to_numpy(ours), to_numpy(theirs))
     with pytest.raises(TypeError, match="takes no num_classes"):
         ResNetV1c.from_preset("danet_demo_shapes", num_classes=3)
+
+
+def test_backbone_folder_serves_danet_and_subclasses(converted):
+    backbone, cache, preset, _ = converted
+    folder = str(cache / "presets" / preset.name)
+
+    class MyDANet(DANet):
+        pass
+
+    model = MyDANet.from_preset(folder, num_classes=4)
+    assert type(model) is MyDANet and model.num_classes == 4
+    for ours, theirs in zip(model.backbone.weights, backbone.weights, strict=True):
+        np.testing.assert_array_equal(to_numpy(ours), to_numpy(theirs))
+    with pytest.raises(PresetError, match="'resnet_tiny_test' is an ImageNet backbone"):
+        DANet.from_preset(folder)

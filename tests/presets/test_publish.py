@@ -37,7 +37,7 @@ def test_dry_run_writes_presets_cards_and_manifest(tmp_path, mirrored_preset):
     ]
     card = (folder / "README.md").read_text()
     assert card.startswith("---\nlicense: apache-2.0\nlibrary_name: keras\n")
-    assert "value: 79.34, name: mIoU (single scale)" in card
+    assert 'value: 79.34, name: "mIoU (single scale)"' in card
     assert 'DANet.from_preset("danet_tiny_test")' in card
     metadata = json.loads((folder / "metadata.json").read_text())
     assert metadata["source_sha256"].startswith(preset.sha256_prefix)

@@ -51,6 +51,8 @@ def test_upload_writes_a_model_card_and_sends_the_preset_files(fine_tune, tmp_pa
         assert (stored / name).read_bytes() == (folder / name).read_bytes(), name
 
     card = (stored / "README.md").read_text()
+    # A new preset, not the demo it started from.
+    assert "\n# danet_potholes\n" in card and "Synthetic street scenes" not in card
     assert card.startswith("---\nlicense: cc-by-4.0\nlibrary_name: keras\n")
     assert "datasets: [potholes]" in card and CARD_MARKER in card
     assert 'keras_danet.DANet.from_preset("hf://me/danet-potholes")' in card
@@ -114,3 +116,38 @@ def test_a_refused_token_is_a_clear_error(fine_tune, tmp_path):
     with HubStandIn(tmp_path / "hub", TOKEN) as hub, refused:
         upload_preset("hf://me/repo", folder, token="hf_wrong", endpoint=hub.endpoint)
     assert hub.repos == {}
+
+
+def test_a_save_under_a_new_name_is_a_new_preset(tmp_path):
+    import json
+
+    copy = DANet.from_preset("danet_demo_shapes").save_to_preset(tmp_path / "my_copy")
+    with open(os.path.join(copy, "metadata.json")) as file:
+        metadata = json.load(file)
+    assert metadata["preset"] == "my_copy" and metadata["pretrained"] == "danet_demo_shapes"
+    assert "miou" not in metadata and "description" not in metadata  # the demo's, not these
+    assert metadata["class_names"] == ["sky", "road", "grass", "object"]  # same classifier
+
+
+def test_model_card_front_matter_stays_valid_yaml_for_any_metric():
+    import yaml
+
+    from keras_danet.presets import Preset
+    from keras_danet.presets.model_card import model_card
+
+    preset = Preset(
+        name="odd: name",
+        architecture="DANet",
+        config={"depth": 50},
+        source=DANet.presets["danet_demo_shapes"].source,
+        dataset=POTHOLES,
+        metrics={"aAcc: x, y": 91.5, "note": "n/a", "mIoU": 70},
+        license="other",
+    )
+    card = model_card(preset, {"source_url": "https://example.org/w.pth"})
+    front = yaml.safe_load(card.split("---\n", 2)[1])
+    assert front["model-index"][0]["name"] == "odd: name"
+    metrics = front["model-index"][0]["results"][0]["metrics"]
+    assert [m["name"] for m in metrics] == ["aAcc: x, y", "mIoU (single scale)"]
+    assert front["license"] == "other" and front["license_link"] == "https://example.org/w.pth"
+    assert "| note | n/a |" in card
