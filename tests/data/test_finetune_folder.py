@@ -54,7 +54,9 @@ def test_fine_tune_a_preset_on_a_folder_dataset(tmp_path, tiny_preset):
     model = DANet.from_preset(tiny_preset, num_classes=3)
     assert model.preset_metadata["pretrained"] == "tiny_cityscapes"
     model.compile(learning_rate=0.02, **QUICK)
-    history = model.fit(train, epochs=5, verbose=0)
+    # 24 steps: with PyTorch's init of the PAM/CAM classifiers (as mmseg), 15 steps left
+    # PyTorch's seeded run at 0.855 x the first loss, just above the bar.
+    history = model.fit(train, epochs=8, verbose=0)
     losses = history.history["loss"]
     assert np.isfinite(losses).all() and losses[-1] < 0.85 * losses[0], losses
 
