@@ -62,6 +62,10 @@ _LOAD = """
 """
 
 
+# one_backend: huggingface_hub's offline cache, read in a fresh interpreter (it reads
+# HF_HUB_OFFLINE when imported); loading the folder it finds is tested in-process on every
+# backend (tests/presets/test_preset_folder.py).
+@pytest.mark.one_backend
 @pytest.mark.parametrize(
     "handle",
     [f"hf://someone/danet-tiny@{COMMIT}", "hf://someone/danet-tiny", "danet_r50_cityscapes"],
@@ -81,6 +85,7 @@ def test_offline_load_from_a_populated_hub_cache(tmp_path, hub_home, handle):
     assert not os.path.exists(tmp_path / "ours" / "presets")  # nothing converted
 
 
+@pytest.mark.one_backend
 def test_unknown_revision_offline_is_a_clear_error(tmp_path, hub_home):
     home, _ = hub_home
     result = run_python(

@@ -135,6 +135,7 @@ def test_unknown_name_is_a_clear_error():
         DANet.from_preset("resnet50")
 
 
+@pytest.mark.one_backend  # the Hub client's fallback; converting is tested on every backend
 def test_hub_that_cannot_be_reached_falls_back(tmp_path, mirrored_preset):
     # A real connection attempt, refused at once by a closed loopback port.
     preset, mirror = mirrored_preset
@@ -154,6 +155,7 @@ def test_hub_that_cannot_be_reached_falls_back(tmp_path, mirrored_preset):
     assert "Connection refused" in result.stderr or "ConnectError" in result.stderr
 
 
+@pytest.mark.one_backend  # its interpreter runs JAX whatever the pass's backend
 def test_without_torch_the_error_gives_the_install_command(tmp_path, mirrored_preset):
     preset, mirror = mirrored_preset
     result = run_python(
