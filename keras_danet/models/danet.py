@@ -50,16 +50,16 @@ def _pretrained_backbone(backbone):
     """`(ResNetV1c or None, what to record as its source)` for DANet's `backbone` argument."""
     if backbone is None:
         return None, None
-    if isinstance(backbone, ResNetV1c):
-        record = getattr(backbone, "preset_metadata", None) or {}
-        source = record.get("preset") or record.get("pretrained")
-        return backbone, source or f"ResNetV1c {backbone.name!r}"
-    if isinstance(backbone, keras.Model):
-        raise TypeError(
-            f"backbone must be a ResNetV1c or a preset of one, not a {type(backbone).__name__}."
-        )
-    loaded = ResNetV1c.from_preset(backbone)
-    return loaded, loaded.preset_metadata.get("preset") or str(backbone)
+    handle = None
+    if not isinstance(backbone, ResNetV1c):
+        if isinstance(backbone, keras.Model):
+            raise TypeError(
+                f"backbone must be a ResNetV1c or a preset of one, not a {type(backbone).__name__}."
+            )
+        handle, backbone = backbone, ResNetV1c.from_preset(backbone)
+    record = backbone.preset_metadata
+    fallback = str(handle) if handle is not None else f"ResNetV1c {backbone.name!r}"
+    return backbone, record.get("preset") or record.get("pretrained") or fallback
 
 
 def _backbone_widths(pretrained, **given):

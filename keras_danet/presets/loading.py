@@ -327,7 +327,7 @@ def _load_checked(cls, folder):
                     raise
                 logger.info("%s is being saved by another process; reading again", folder)
                 continue
-            model = _build(cls, folder, paths, config)
+            model = _build(paths, config)
             _load_weights(model, paths, paths[WEIGHTS_FILE])
             if not _still_there(paths, opened):
                 # A save renamed new weights over the verified file during the load: load
@@ -421,7 +421,7 @@ def _check_opened(paths, opened):
     return metadata, _read_json_from(opened[CONFIG_FILE], paths[CONFIG_FILE])
 
 
-def _build(cls, folder, paths, config):
+def _build(paths, config):
     registered = config.get("registered_name") if isinstance(config, dict) else None
     if registered not in _ALLOWED_CLASSES:
         raise PresetError(

@@ -5,6 +5,7 @@ import os
 import types
 
 from keras_danet.dataset_info import DatasetInfo
+from keras_danet.presets.files import PresetError, read_json
 from keras_danet.presets.sources import BundledFolder, HubRepo, LocalFolder, MmsegCheckpoint
 
 ARCHITECTURES = ("DANet", "ResNetV1c")
@@ -223,8 +224,6 @@ class Preset:
         >>> model.save_to_preset("my_danet", dataset=train)
         >>> keras_danet.presets.Preset.from_folder("my_danet").dataset.class_names
         """
-        from keras_danet.presets.files import PresetError, read_json
-
         folder = os.fspath(folder)
         metadata = read_json(os.path.join(folder, "metadata.json"))
         config = read_json(os.path.join(folder, "config.json"))

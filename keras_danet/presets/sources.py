@@ -14,6 +14,7 @@ OPENMMLAB_DOWNLOAD = "https://download.openmmlab.com/"
 MMSEG_ROOT = OPENMMLAB_DOWNLOAD + "mmsegmentation/"
 # mmengine's open-mmlab:// scheme (mmengine/hub/openmmlab.json) resolves here.
 PRETRAIN_ROOT = OPENMMLAB_DOWNLOAD + "pretrain/third_party/"
+BUNDLED_ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bundled")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,7 +52,7 @@ class BundledFolder:
 
     @property
     def folder(self):
-        return os.path.join(os.path.dirname(os.path.abspath(__file__)), "bundled", self.name)
+        return os.path.join(BUNDLED_ROOT, self.name)
 
     def describe(self):
         return {"kind": "bundled", "folder": self.name}

@@ -6,12 +6,12 @@ ImageNet backbones. One table, the only source of these facts.
 
 import collections.abc
 import difflib
-import os
 import types
 
 from keras_danet.dataset_info import ADE20K, CITYSCAPES, SYNTHETIC_SCENES, VOC12AUG
 from keras_danet.presets.preset import Preset, TestSettings
 from keras_danet.presets.sources import (
+    BUNDLED_ROOT,
     MMSEG_ROOT,
     PRETRAIN_ROOT,
     BundledFolder,
@@ -222,7 +222,7 @@ class PresetTable(collections.abc.Mapping):
 PRESETS = PresetTable(_MMSEG_DANETS + _BUNDLED + _BACKBONES)
 # Names of the presets bundled in the package, with their descriptions.
 BUNDLED_PRESETS = types.MappingProxyType({preset.name: preset.description for preset in _BUNDLED})
-BUNDLED_FOLDER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bundled")
+BUNDLED_FOLDER = BUNDLED_ROOT
 
 
 def bundled_preset_folder(name):
