@@ -346,13 +346,13 @@ def _convert(args):
 
 
 def _presets(args):
-    from keras_danet.presets.table import ALIASES, PRESETS
+    from keras_danet.presets import ALIASES, PRESETS, BundledFolder
 
     aliases = {name: alias for alias, name in ALIASES.items()}
     rows = [("preset", "alias", "kind", "dataset", "classes", "mIoU", "ms+flip")]
     for preset in PRESETS.values():
         kind = {"ResNetV1c": "backbone"}.get(preset.architecture, "DANet")
-        if type(preset.source).__name__ == "BundledFolder":
+        if isinstance(preset.source, BundledFolder):
             kind = "DANet, bundled"
         rows.append(
             (
@@ -373,15 +373,13 @@ def _presets(args):
 
 
 def _upload(args):
-    from keras_danet.presets import upload_preset
+    from keras_danet.presets import Preset, upload_preset
 
     print(f"uploading {args.folder} to {args.repo} ...", flush=True)
     # The token is huggingface_hub's: $HF_TOKEN, or what `hf auth login` stored.
     handle = upload_preset(
         args.repo, args.folder, private=args.private or None, endpoint=args.endpoint
     )
-    from keras_danet.presets import Preset
-
     if Preset.from_folder(args.folder).architecture == "ResNetV1c":
         print(f"uploaded: DANet(num_classes=K, backbone={handle!r})")
     else:

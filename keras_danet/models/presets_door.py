@@ -36,40 +36,8 @@ class PresetMethods:
     def save_to_preset(self, directory, metadata=None, *, overwrite=False):
         """Writes this model as a preset folder (config.json, model.weights.h5, metadata.json)
         that `from_preset(directory)` loads; see `DANet.save_to_preset`."""
-        record = _as_new_preset(
-            dict(getattr(self, "preset_metadata", {}) or {}), directory, metadata or {}
+        saving = presets_package().saving
+        record = saving.record_to_save(
+            getattr(self, "preset_metadata", None) or {}, directory, metadata or {}
         )
-        return presets_package().saving.save_to_preset(
-            self, directory, metadata=record, overwrite=overwrite
-        )
-
-
-# What names one published preset and the figures measured for its weights: a save under
-# another name is another preset (a fine-tune), which keeps only where it started from.
-_IDENTITY_KEYS = (
-    "preset",
-    "description",
-    "source",
-    "source_url",
-    "source_sha256",
-    "checkpoint_url",
-    "checkpoint_sha256_prefix",
-    "hub_repo",
-    "hub_revision",
-    "miou",
-    "miou_ms_flip",
-    "metrics",
-)
-
-
-def _as_new_preset(record, directory, metadata):
-    import os
-
-    loaded = record.get("preset")
-    name = metadata.get("preset") or os.path.basename(os.path.normpath(os.fspath(directory)))
-    if loaded and loaded != name:
-        record = {k: v for k, v in record.items() if k not in _IDENTITY_KEYS}
-        record.setdefault("pretrained", loaded)
-        record["preset"] = name
-    record.update(metadata)
-    return record
+        return saving.save_to_preset(self, directory, metadata=record, overwrite=overwrite)

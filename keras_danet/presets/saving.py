@@ -65,6 +65,38 @@ def save_to_preset(model, directory, metadata=None, overwrite=False):
     return directory
 
 
+# What names one published preset and the figures measured for its weights: a save under
+# another name is another preset (a fine-tune), which keeps only where it started from.
+_IDENTITY_KEYS = (
+    "preset",
+    "description",
+    "source",
+    "source_url",
+    "source_sha256",
+    "checkpoint_url",
+    "checkpoint_sha256_prefix",
+    "hub_repo",
+    "hub_revision",
+    "miou",
+    "miou_ms_flip",
+    "metrics",
+)
+
+
+def record_to_save(record, directory, metadata):
+    """metadata.json's record for a model loaded with `record`, saved to `directory` with
+    `metadata` added: under a new name, a new preset that keeps only where it started from."""
+    record = dict(record)  # the model's own stays as it was
+    loaded = record.get("preset")
+    name = metadata.get("preset") or os.path.basename(os.path.normpath(os.fspath(directory)))
+    if loaded and loaded != name:
+        record = {k: v for k, v in record.items() if k not in _IDENTITY_KEYS}
+        record.setdefault("pretrained", loaded)
+        record["preset"] = name
+    record.update(metadata)
+    return record
+
+
 def check_preset_target(directory, overwrite=False):
     """The absolute path of `directory` if a preset may be written there, else PresetError.
 
