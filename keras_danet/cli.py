@@ -289,13 +289,23 @@ def _predict_outputs(images, out, overlay):
     return outputs
 
 
-def _check_output_file(path, option):
-    """Refuses, before any work, an output file that cannot be written."""
+def _check_output_file(path, option, inputs=()):
+    """Refuses, before any work, an output file that cannot be written, or that is one of
+    `inputs` (files, or folders whose existing files are all inputs: a preset, a dataset)."""
     from keras_danet.atomic_files import output_path
 
     path = output_path(path, option)
     if os.path.isdir(path):
         raise ValueError(f"{option} {path} is a folder; give the path of a file.")
+    real = os.path.realpath(path)
+    for source in inputs:
+        source_real = os.path.realpath(source or "")
+        if not source or not os.path.exists(source_real):  # a preset name, an unset option
+            continue
+        inside = os.path.isdir(source_real) and real.startswith(source_real + os.sep)
+        if real == source_real or (inside and os.path.exists(real)):
+            what = f"a file of the input {source}" if inside else "one of the inputs"
+            raise ValueError(f"{option} {path} is {what}; choose another {option}.")
     folder = os.path.dirname(path)
     while not os.path.exists(folder):  # the nearest existing folder is where it is created
         folder = os.path.dirname(folder)
@@ -309,7 +319,11 @@ def _evaluate(args):
     from keras_danet.metrics import SegmentationMetrics
 
     if args.json:
-        _check_output_file(args.json, "--json")
+        _check_output_file(
+            args.json,
+            "--json",
+            inputs=(args.data_root, args.images_dir, args.masks_dir, args.split_file, args.preset),
+        )
     metrics = [name.strip() for name in args.metrics.split(",") if name.strip()]
     SegmentationMetrics(1, metrics=metrics)  # an unknown name is refused before the work
     model = DANet.from_preset(args.preset, progress=not args.quiet)
@@ -397,7 +411,7 @@ def _attention(args):
     )
 
     point = args.point
-    _check_output_file(args.out, "--out")
+    _check_output_file(args.out, "--out", inputs=(args.image, args.preset))
     model = DANet.from_preset(args.preset, progress=not args.quiet)
     image = as_rgb(args.image)
     attention, _ = position_attention_map(model, image, point)

@@ -490,10 +490,12 @@ class DANet(PresetMethods, FreeingFunctional, keras.Model):
     def save_to_preset(self, directory, metadata=None, *, dataset=None, overwrite=False):
         """Writes this model as a preset folder (config.json, model.weights.h5, metadata.json).
 
-        `directory` may be new, empty or an earlier preset, whose preset files are replaced.
-        A folder that holds other files is refused unless `overwrite=True`; even then only
-        the preset files are written and nothing else in it is touched. Returns the
-        folder's absolute path. `keras_danet.upload_preset` shares it on the Hub.
+        `directory` may be new, empty or an earlier preset of keras-danet's, whose preset
+        files are replaced while they are the ones its metadata.json records. A
+        config.json, model.weights.h5 or metadata.json that keras-danet did not write is
+        never replaced, even with `overwrite=True`. A folder that holds other files is
+        refused unless `overwrite=True`; even then nothing else in it is touched. Returns
+        the folder's absolute path. `keras_danet.upload_preset` shares it on the Hub.
 
         metadata.json keeps what the model was loaded with (`preset_metadata`), then the
         class names and palette of `dataset` (a `keras_danet.data` dataset or a

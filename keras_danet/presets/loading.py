@@ -13,6 +13,7 @@ import time
 
 import keras
 
+from keras_danet.file_lock import exclusive_lock
 from keras_danet.presets.files import PresetError, download, sha256_file
 from keras_danet.presets.preset import Preset
 from keras_danet.presets.saving import (
@@ -195,12 +196,11 @@ def _resolve_converted(preset, mirror, cache_dir, progress):
 
 def _convert_into_cache(preset, url, cached, progress):
     """Converts the original checkpoint into the cache; False if another process just did."""
-    from filelock import FileLock
-
     parent = os.path.dirname(cached)
     os.makedirs(parent, exist_ok=True)
     # One converter at a time per preset; the others wait, then find the finished folder.
-    with FileLock(cached + ".lock"):
+    # The lock file goes with the lock: the cache's presets/ holds preset folders only.
+    with exclusive_lock(os.path.join(parent, f".{os.path.basename(cached)}.lock")):
         if _is_preset_folder(cached):
             return False
         convert_original_checkpoint(preset, url, cached, progress)

@@ -1,8 +1,8 @@
 """Writing preset folders: config.json, model.weights.h5 and metadata.json (keras-hub's layout).
 
-What a save may touch: the three preset files (and a previous preset's README.md model card
-counts as a preset file when deciding whether a folder is a preset). Nothing else in the
-folder is ever moved, replaced or deleted.
+What a save may touch: the three preset files, and only where an earlier keras-danet save
+wrote them (metadata.json records their sha256; a previous preset's README.md model card is
+kept). Nothing else in the folder is ever moved, replaced or deleted.
 """
 
 import contextlib
@@ -36,9 +36,11 @@ STALE_PARTIAL_SECONDS = 300
 def save_to_preset(model, directory, metadata=None, overwrite=False):
     """Writes `model` as a preset folder that `DANet.from_preset(directory)` loads.
 
-    `directory` may be new, empty, or a previous preset (its preset files are replaced). A
-    folder holding anything else is refused unless `overwrite=True`, and even then only the
-    preset files are replaced: nothing else in it is touched.
+    `directory` may be new, empty, or a preset that keras-danet saved: its preset files are
+    replaced if they are still the ones its metadata.json records. A config.json,
+    model.weights.h5 or metadata.json that keras-danet did not write is never replaced, even
+    with `overwrite=True`; other files make the folder the user's: refused unless
+    `overwrite=True`, and left alone then.
 
     The files are written in a temporary folder beside `directory` and moved into place when
     complete, metadata.json last; it records the sha256 of the weights and of the config,
@@ -100,10 +102,32 @@ def record_to_save(record, directory, metadata):
 def check_preset_target(directory, overwrite=False):
     """The absolute path of `directory` if a preset may be written there, else PresetError.
 
+    A folder is ours to replace only where its metadata.json is a keras-danet record and the
+    config.json and model.weights.h5 beside it still have the sha256 it records: a file that
+    merely carries one of those names (the user's own config.json, Keras' default weights
+    name) is never replaced, not even with `overwrite=True`. Other files make the folder the
+    user's: refused unless `overwrite=True`, and left alone then.
+
     Called by `save_to_preset`, and before long work (converting a checkpoint) by the CLI.
     """
     directory = output_path(directory, "save_to_preset")
-    foreign = _foreign_entries(directory)
+    if not os.path.lexists(directory):
+        return directory
+    if not os.path.isdir(directory):
+        raise PresetError(f"{directory} exists and is not a folder; a preset is a folder.")
+    entries = set(os.listdir(directory))
+    not_ours = _files_we_did_not_write(directory, entries)
+    if not_ours:
+        listed = "; ".join(f"{name} ({why})" for name, why in not_ours)
+        raise PresetError(
+            f"{directory} holds {listed}. A save replaces only files that keras-danet wrote "
+            "there, as recorded by the sha256 in its metadata.json, even with overwrite=True: "
+            "move or rename these files, or choose a new or empty folder."
+        )
+    ours = set(PRESET_FILES)
+    if METADATA_FILE not in entries:  # a README.md is a model card only beside our record
+        ours.discard(MODEL_CARD_FILE)
+    foreign = sorted(entries - ours)
     if foreign and not overwrite:
         more = f" and {len(foreign) - 8} more" if len(foreign) > 8 else ""
         raise PresetError(
@@ -115,13 +139,62 @@ def check_preset_target(directory, overwrite=False):
     return directory
 
 
-def _foreign_entries(directory):
-    """What `directory` holds besides preset files; raises if it is not a folder."""
-    if not os.path.lexists(directory):
-        return []
-    if not os.path.isdir(directory):
-        raise PresetError(f"{directory} exists and is not a folder; a preset is a folder.")
-    return sorted(set(os.listdir(directory)) - set(PRESET_FILES))
+def _files_we_did_not_write(directory, entries):
+    """`[(name, why)]` for each file in `directory` that a save would replace but that no
+    keras-danet save wrote: what a metadata.json of ours records decides, not the names.
+
+    The records of a killed save's staging folder (`.NAME.partial-*` beside `directory`)
+    count too: such a save may have moved some of its files in before it died, and saving
+    again must be able to finish the job.
+    """
+    records = []
+    metadata_path = os.path.join(directory, METADATA_FILE)
+    if METADATA_FILE in entries:
+        record = _our_record(metadata_path)
+        if record is None:
+            return [(METADATA_FILE, "not a metadata.json that keras-danet wrote")]
+        records.append(record)
+    records += _staged_records(directory)
+    not_ours = []
+    for name, key in ((CONFIG_FILE, "config_sha256"), (WEIGHTS_FILE, "weights_sha256")):
+        if name not in entries:
+            continue
+        path = os.path.join(directory, name)
+        if not os.path.isfile(path) or os.path.islink(path):
+            not_ours.append((name, "not a regular file"))
+        elif not records:
+            not_ours.append((name, "no keras-danet metadata.json records it"))
+        elif sha256_file(path) not in {record[key] for record in records}:
+            not_ours.append((name, "its sha256 is not the one metadata.json records"))
+    return not_ours
+
+
+def _our_record(path):
+    """metadata.json's record if a keras-danet save wrote it (its fields say so), else None."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            record = json.load(file)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict):
+        return None
+    needed = ("keras_danet_version", "format_version", "config_sha256", "weights_sha256")
+    if not all(isinstance(record.get(key), str | int) for key in needed):
+        return None
+    return record
+
+
+def _staged_records(directory):
+    parent, name = os.path.split(directory)
+    prefix = f".{name}.partial-"
+    records = []
+    for entry in os.listdir(parent):
+        path = os.path.join(parent, entry, METADATA_FILE)
+        if entry.startswith(prefix) and os.path.isfile(path):
+            record = _our_record(path)
+            if record is not None:
+                records.append(record)
+    return records
 
 
 def _write_files(model, folder, metadata):

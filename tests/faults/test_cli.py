@@ -64,6 +64,29 @@ def test_predict_never_overwrites_an_input_image(photos, capsys):
     assert (photos / "a.png").read_bytes() == before
 
 
+def test_attention_never_overwrites_its_image_or_its_preset(photos, tmp_path, capsys):
+    before = (photos / "a.png").read_bytes()
+    arguments = ["attention", photos / "a.png", "--point", "5,5"]
+    assert "is one of the inputs" in _fails(capsys, *arguments, "--out", photos / "a.png")
+    assert (photos / "a.png").read_bytes() == before
+    preset = tmp_path / "preset"
+    preset.mkdir()
+    (preset / "config.json").write_text("{}")
+    err = _fails(capsys, *arguments, "--preset", preset, "--out", preset / "config.json")
+    assert f"is a file of the input {preset}" in err
+    assert (preset / "config.json").read_text() == "{}"
+
+
+def test_evaluate_json_never_overwrites_a_file_of_the_dataset(tmp_path, capsys):
+    (tmp_path / "masks").mkdir()
+    (tmp_path / "masks" / "a.png").write_bytes(b"mask")
+    common = ["evaluate", "--preset", "danet_demo_shapes", "--dataset", "folder"]
+    common += ["--data-root", tmp_path, "--classes", "a,b"]
+    err = _fails(capsys, *common, "--json", tmp_path / "masks" / "a.png")
+    assert f"is a file of the input {tmp_path}" in err
+    assert (tmp_path / "masks" / "a.png").read_bytes() == b"mask"
+
+
 def test_attention_out_is_a_folder(photos, tmp_path, capsys):
     assert "is a folder; give the path of a file" in _fails(
         capsys, "attention", photos / "a.png", "--point", "5,5", "--out", tmp_path

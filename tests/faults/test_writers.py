@@ -349,3 +349,73 @@ def test_path_traversal_in_a_preset_name_reads_nothing_else(handle, tmp_path, mo
     monkeypatch.chdir(tmp_path)
     with pytest.raises(PresetError):
         DANet.from_preset(handle)
+
+
+# Provenance, not names: a file that only carries a preset file's name is the user's.
+def _user_weights(path):
+    import keras
+
+    keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]).save_weights(path)
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+@pytest.mark.parametrize(
+    "files",
+    [("config.json",), ("model.weights.h5",), ("metadata.json",), ("config.json", "notes.txt")],
+)
+def test_a_file_that_only_has_a_preset_files_name_is_never_replaced(
+    model, tmp_path, files, overwrite
+):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    for name in files:
+        if name.endswith(".h5"):
+            _user_weights(folder / name)
+        else:
+            (folder / name).write_text('{"mine": true}\n')
+    before = {name: (folder / name).read_bytes() for name in files}
+    with pytest.raises(PresetError) as error:
+        model.save_to_preset(folder, overwrite=overwrite)
+    message = str(error.value)
+    ours = [name for name in files if name != "notes.txt"]
+    assert str(folder) in message and all(name in message for name in ours)
+    assert "even with overwrite=True" in message
+    assert {name: (folder / name).read_bytes() for name in files} == before
+    assert sorted(os.listdir(tmp_path)) == ["mine"]  # no staging folder left either
+
+
+def test_a_preset_whose_files_changed_since_the_save_is_not_replaced(model, tmp_path):
+    folder = model.save_to_preset(tmp_path / "preset")
+    config = tmp_path / "preset" / "config.json"
+    edited = config.read_text().replace('"num_classes": 3', '"num_classes": 3 ')
+    assert edited != config.read_text()
+    config.write_text(edited)  # the user edited it by hand: it is theirs now
+    with pytest.raises(PresetError, match=r"config.json \(its sha256 is not the one"):
+        model.save_to_preset(folder, overwrite=True)
+    assert config.read_text() == edited
+
+
+def test_a_metadata_json_of_another_tool_makes_the_folder_the_users(model, tmp_path):
+    folder = tmp_path / "hub_preset"
+    DANet(num_classes=3, **TINY).save_to_preset(folder)
+    record = json.loads((folder / "metadata.json").read_text())
+    del record["keras_danet_version"]  # keras-hub's metadata.json has no such field
+    (folder / "metadata.json").write_text(json.dumps(record))
+    with pytest.raises(PresetError, match="metadata.json .not a metadata.json that keras-danet"):
+        model.save_to_preset(folder)
+
+
+def test_a_lone_readme_is_the_users(model, tmp_path):
+    (tmp_path / "README.md").write_text("my project")
+    with pytest.raises(PresetError, match="holds README.md"):
+        model.save_to_preset(tmp_path)
+    model.save_to_preset(tmp_path, overwrite=True)
+    assert (tmp_path / "README.md").read_text() == "my project"
+
+
+def test_our_own_preset_is_replaced_with_or_without_overwrite(model, tmp_path):
+    folder = DANet(num_classes=3, **TINY).save_to_preset(tmp_path / "preset")
+    model.save_to_preset(folder)
+    model.save_to_preset(folder, overwrite=True)
+    record = json.loads((tmp_path / "preset" / "metadata.json").read_text())
+    assert record["weights_sha256"] == sha256_file(os.path.join(folder, "model.weights.h5"))

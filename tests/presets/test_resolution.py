@@ -45,7 +45,7 @@ def test_converts_on_demand_then_loads_from_the_cache(tmp_path, mirrored_preset,
 
     expected = to_numpy(convert_mmseg_checkpoint(fixture_path("danet_r50_tiny"))(_images()))
     np.testing.assert_array_equal(to_numpy(model(_images())), expected)
-    assert sorted(os.listdir(cache / "presets")) == ["danet_tiny_test", "danet_tiny_test.lock"]
+    assert os.listdir(cache / "presets") == ["danet_tiny_test"]  # the lock went with it
 
     caplog.clear()
     again = DANet.from_preset(preset, mirror="file:///nowhere", cache_dir=cache)
@@ -63,10 +63,7 @@ def test_wrong_hash_is_refused_and_leaves_nothing(tmp_path):
     assert "Tried, in order:" in message and "local cache" in message
     assert "Hugging Face Hub keras-danet/danet_r50_d8_cityscapes_512x1024_80k@main" in message
     assert f"does not start with the expected {real.sha256_prefix}" in message
-    leftovers = [name for _, _, names in os.walk(cache) for name in names if "lock" not in name]
-    assert leftovers == [] and os.listdir(cache / "presets") == [
-        "danet_r50_d8_cityscapes_512x1024_80k.lock"
-    ]
+    assert os.listdir(cache / "presets") == []  # no download, no lock
 
 
 def test_checkpoint_of_another_architecture_is_refused_and_leaves_nothing(tmp_path):
@@ -80,7 +77,7 @@ def test_checkpoint_of_another_architecture_is_refused_and_leaves_nothing(tmp_pa
         "danet_tiny_test is R50 with 19 classes",
     ):
         DANet.from_preset(preset, mirror=mirror, cache_dir=cache, progress=False)
-    assert os.listdir(cache / "presets") == ["danet_tiny_test.lock"]
+    assert os.listdir(cache / "presets") == []
 
 
 def test_damaged_cached_preset_is_deleted_then_fetched_anew(tmp_path, mirrored_preset):
@@ -209,8 +206,5 @@ def test_two_processes_loading_at_once(tmp_path, mirrored_preset):
     assert logs.count(f"Preset {preset.name}: converted") == 1  # the lock let one convert
     folder = os.path.join(cache, "presets", preset.name)
     assert sorted(os.listdir(folder)) == ["config.json", "metadata.json", "model.weights.h5"]
-    assert sorted(os.listdir(os.path.join(cache, "presets"))) == [
-        preset.name,
-        preset.name + ".lock",
-    ]
+    assert os.listdir(os.path.join(cache, "presets")) == [preset.name]
     DANet.from_preset(folder)  # still valid: its checksum is verified on load
