@@ -16,6 +16,7 @@ success, 2 with a one-line reason on bad input, 1 if `check-data` finds problems
 
 import argparse
 import os
+import re
 import sys
 
 DATASETS = ("cityscapes", "ade20k", "voc12aug", "folder")
@@ -46,7 +47,7 @@ def _parser():
 
     demo = commands.add_parser("demo", help="segment generated scenes with the bundled preset")
     demo.add_argument("--out", default="keras_danet_demo", help="folder for the PNGs")
-    demo.add_argument("--images", type=int, default=32, help="held-out scenes to score")
+    demo.add_argument("--images", type=_positive, default=32, help="held-out scenes to score")
 
     predict = commands.add_parser("predict", help="segment images; write class maps as PNG")
     predict.add_argument("images", nargs="+", help="image files")
@@ -96,7 +97,7 @@ def _parser():
 
     attention = commands.add_parser("attention", help="picture of DANet's attention maps")
     attention.add_argument("image")
-    attention.add_argument("--point", required=True, type=_pair, help="query point Y,X (pixels)")
+    attention.add_argument("--point", required=True, type=_point, help="query point Y,X (pixels)")
     attention.add_argument("--preset", default="danet_demo_shapes")
     attention.add_argument("--channel", type=int, default=0, help="CAM channel to show")
     attention.add_argument("--out", default="attention.png")
@@ -108,8 +109,8 @@ def _parser():
 
 def _mode_arguments(parser):
     parser.add_argument("--mode", choices=("whole", "slide"), help="default: the preset's")
-    parser.add_argument("--crop", type=_pair, help="slide window H,W")
-    parser.add_argument("--stride", type=_pair, help="slide stride H,W")
+    parser.add_argument("--crop", type=_size, help="slide window H,W")
+    parser.add_argument("--stride", type=_size, help="slide stride H,W")
 
 
 def _dataset_arguments(parser, default_split):
@@ -149,12 +150,51 @@ def _flips(text):
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
-def _pair(text):
+def _pair(text, smallest, what):
     try:
         first, second = (int(value) for value in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected two integers as H,W; got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected two integers as {what}; got {text!r}") from None
+    if min(first, second) < smallest:
+        raise argparse.ArgumentTypeError(
+            f"{text}: both numbers must be {smallest} or more (pixels; {what})"
+        )
     return first, second
+
+
+def _point(text):
+    return _pair(text, 0, "Y,X from the top-left corner")
+
+
+def _size(text):
+    return _pair(text, 1, "H,W")
+
+
+def _positive(text):
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number; got {text!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{text}: must be 1 or more")
+    return number
+
+
+# argparse reads "-5,10" as an option (it is not a plain negative number), so `--point -5,10`
+# would fail with "expected one argument"; joined as `--point=-5,10` it reaches the check
+# of the value, which names the real problem.
+_PAIR_OPTIONS = ("--point", "--crop", "--stride")
+_NEGATIVE_PAIR = re.compile(r"-\d+,-?\d+")
+
+
+def _join_negative_pairs(argv):
+    joined = []
+    for argument in argv:
+        if joined and joined[-1] in _PAIR_OPTIONS and _NEGATIVE_PAIR.fullmatch(argument):
+            joined[-1] = f"{joined[-1]}={argument}"
+        else:
+            joined.append(argument)
+    return joined
 
 
 def _dataset(args):
@@ -448,7 +488,8 @@ COMMANDS = {
 
 
 def main(argv=None):
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = _parser().parse_args(_join_negative_pairs(argv))
     if args.backend:  # before anything imports Keras
         os.environ["KERAS_BACKEND"] = args.backend
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -148,7 +148,7 @@ def test_malformed_options_are_refused_by_argparse(capsys):
     with pytest.raises(SystemExit) as stopped:
         main(["attention", "x.png", "--point", "1,2,3"])
     assert stopped.value.code == 2
-    assert "expected two integers as H,W" in capsys.readouterr().err
+    assert "expected two integers as Y,X" in capsys.readouterr().err
 
 
 @pytest.mark.one_backend

@@ -4,6 +4,7 @@ on the Hugging Face Hub, else the original checkpoint (downloaded, verified and 
 the cache); the other sources are read where they are."""
 
 import contextlib
+import inspect
 import json
 import logging
 import os
@@ -401,6 +402,13 @@ def _verify_hash(file, path, metadata, key, metadata_path):
     expected = metadata.get(key)
     if expected is None and key == "config_sha256":
         return  # older presets (the bundled demo one too) record the weights alone
+    if not isinstance(expected, str):
+        found = "no" if expected is None else f"a {type(expected).__name__} as its"
+        raise PresetError(
+            f"{metadata_path} has {found} {key} field: every keras-danet save records the "
+            f"sha256 of {os.path.basename(path)} there, so the file was edited or written by "
+            "another tool."
+        )
     file.seek(0)
     actual = sha256_file(file)
     if actual != expected:
@@ -422,12 +430,7 @@ def _check_opened(paths, opened):
 
 
 def _build(paths, config):
-    registered = config.get("registered_name") if isinstance(config, dict) else None
-    if registered not in _ALLOWED_CLASSES:
-        raise PresetError(
-            f"{paths[CONFIG_FILE]} describes {registered or config!r}; only "
-            f"{', '.join(_ALLOWED_CLASSES)} may be built from a preset."
-        )
+    _check_config(paths[CONFIG_FILE], config)
     try:
         model = keras.saving.deserialize_keras_object(config, safe_mode=True)
     except Exception as error:
@@ -435,6 +438,50 @@ def _build(paths, config):
     # Which class the caller wanted is settled by load_preset_folder: a DANet preset serves
     # a ResNetV1c (its backbone), a backbone preset a DANet (with new heads).
     return model
+
+
+# What keras.saving.serialize_keras_object writes for a model, and what a layer's config may
+# hold besides its constructor's arguments.
+_DESCRIPTION_FIELDS = {
+    "module",
+    "class_name",
+    "config",
+    "registered_name",
+    "build_config",
+    "compile_config",
+}
+_LAYER_FIELDS = {"name", "trainable", "dtype"}
+
+
+def _check_config(path, config):
+    """A config.json that describes one of our models with known fields only, else an error
+    naming the file and the fields: a field we do not know would otherwise be dropped."""
+    if not isinstance(config, dict):
+        raise PresetError(f"{path} holds {type(config).__name__}, not a model description.")
+    registered = config.get("registered_name")
+    if registered not in _ALLOWED_CLASSES:
+        raise PresetError(
+            f"{path} describes {registered or config.get('class_name') or config!r}; only "
+            f"{', '.join(_ALLOWED_CLASSES)} may be built from a preset."
+        )
+    if not isinstance(config.get("config"), dict):
+        raise PresetError(
+            f"{path} has no 'config' field with the model's arguments (it has "
+            f"{', '.join(sorted(config)) or 'no field'}): it was cut or edited by hand."
+        )
+    unknown = sorted(set(config) - _DESCRIPTION_FIELDS)
+    if unknown:
+        raise PresetError(f"{path} has fields that no keras-danet save writes: {unknown}.")
+    from keras_danet.models import DANet, ResNetV1c
+
+    cls = {"keras_danet>DANet": DANet, "keras_danet>ResNetV1c": ResNetV1c}[registered]
+    arguments = set(inspect.signature(cls.__init__).parameters) - {"self", "kwargs"}
+    unknown = sorted(set(config["config"]) - arguments - _LAYER_FIELDS)
+    if unknown:
+        raise PresetError(
+            f"{path} gives {cls.__name__} arguments it does not take: {unknown} (it takes "
+            f"{', '.join(sorted(arguments))})."
+        )
 
 
 def _weights_metadata(metadata):

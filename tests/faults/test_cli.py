@@ -87,6 +87,28 @@ def test_evaluate_json_never_overwrites_a_file_of_the_dataset(tmp_path, capsys):
     assert (tmp_path / "masks" / "a.png").read_bytes() == b"mask"
 
 
+@pytest.mark.parametrize(
+    "command, arguments, message",
+    [
+        ("attention", ["--point", "-5,10"], "--point: -5,10: both numbers must be 0 or more"),
+        ("attention", ["--point", "5,-3"], "--point: 5,-3: both numbers must be 0 or more"),
+        ("attention", ["--point=-5,10"], "--point: -5,10: both numbers must be 0 or more"),
+        ("attention", ["--point", "5"], "--point: expected two integers as Y,X"),
+        ("predict", ["--out", "x", "--crop", "-5,5"], "--crop: -5,5: both numbers must be 1"),
+        ("predict", ["--out", "x", "--stride", "0,4"], "--stride: 0,4: both numbers must be 1"),
+    ],
+)
+def test_negative_or_malformed_pairs_name_the_option_and_the_rule(
+    photos, capsys, command, arguments, message
+):
+    assert f"argument {message}" in _fails(capsys, command, photos / "a.png", *arguments)
+
+
+@pytest.mark.parametrize("count", ["-3", "0", "many"])
+def test_demo_images_must_be_a_positive_count(capsys, count):
+    assert "argument --images" in _fails(capsys, "demo", "--images", count)
+
+
 def test_attention_out_is_a_folder(photos, tmp_path, capsys):
     assert "is a folder; give the path of a file" in _fails(
         capsys, "attention", photos / "a.png", "--point", "5,5", "--out", tmp_path

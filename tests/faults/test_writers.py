@@ -419,3 +419,45 @@ def test_our_own_preset_is_replaced_with_or_without_overwrite(model, tmp_path):
     model.save_to_preset(folder, overwrite=True)
     record = json.loads((tmp_path / "preset" / "metadata.json").read_text())
     assert record["weights_sha256"] == sha256_file(os.path.join(folder, "model.weights.h5"))
+
+
+def _edit_preset(folder, config_edit=None, metadata_edit=None):
+    """Edits config.json and metadata.json as a hand would, keeping the hashes consistent so
+    that the check under test is the one that answers."""
+    config_path, metadata_path = (os.path.join(folder, n) for n in ("config.json", "metadata.json"))
+    with open(config_path) as file:
+        config = json.load(file)
+    if config_edit:
+        config_edit(config)
+    with open(config_path, "w") as file:
+        json.dump(config, file)
+    with open(metadata_path) as file:
+        metadata = json.load(file)
+    metadata["config_sha256"] = sha256_file(config_path)
+    if metadata_edit:
+        metadata_edit(metadata)
+    with open(metadata_path, "w") as file:
+        json.dump(metadata, file)
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda c: c.pop("config"), r"config.json has no 'config' field with the model's argu"),
+        (lambda c: c["config"].update(colour="red"), r"arguments it does not take: \['colour'\]"),
+        (lambda c: c.update(extra=1), r"has fields that no keras-danet save writes: \['extra'\]"),
+    ],
+    ids=["no_config_field", "unknown_argument", "unknown_field"],
+)
+def test_a_config_json_edited_by_hand_names_the_field(tmp_path, edit, message):
+    folder = DANet(num_classes=3, **TINY).save_to_preset(tmp_path / "preset")
+    _edit_preset(folder, config_edit=edit)
+    with pytest.raises(PresetError, match=message):
+        DANet.from_preset(folder)
+
+
+def test_metadata_without_the_weights_hash_says_so(tmp_path):
+    folder = DANet(num_classes=3, **TINY).save_to_preset(tmp_path / "preset")
+    _edit_preset(folder, metadata_edit=lambda m: m.pop("weights_sha256"))
+    with pytest.raises(PresetError, match="metadata.json has no weights_sha256 field"):
+        DANet.from_preset(folder)
