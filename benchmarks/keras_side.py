@@ -98,6 +98,44 @@ def train(args):
     return {"first": first, "times": times}
 
 
+def checks(args):
+    """DANet.fit on `--steps` generated batches with the input checks and without (the same
+    generator handed over as Keras' own adapter, which fit takes as it is), alternating, and
+    the check of one batch alone."""
+    from keras.src.trainers.data_adapters import get_data_adapter
+
+    from keras_danet.training.input_check import check_batch
+
+    model = _model(args)
+    model.compile(max_iterations=1000)
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 255, (args.batch, *args.size, 3)).astype("float32")
+    labels = rng.integers(0, 19, (args.batch, *args.size)).astype("uint8")
+    labels[:, : args.size[0] // 4] = 255  # ignored pixels: the check's slower branch
+
+    def batches():
+        for _ in range(args.steps):
+            yield images, labels
+
+    def checked():
+        model.fit(batches(), steps_per_epoch=args.steps, verbose=0)
+
+    def unchecked():
+        model.fit(get_data_adapter(batches()), steps_per_epoch=args.steps, verbose=0)
+
+    checked()  # compiles
+    with_checks, without = [], []
+    for _ in range(args.runs):
+        with_checks += timed(checked, 1, warmup=0)
+        without += timed(unchecked, 1, warmup=0)
+    alone = timed(lambda: check_batch((images, labels), 19, "benchmark"), 20)
+    return {
+        "times": [t / args.steps for t in with_checks],
+        "without": min(without) / args.steps,
+        "check": min(alone),
+    }
+
+
 def attention(args):
     import keras
 
@@ -152,11 +190,12 @@ def segment(args):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["forward", "train", "attention", "segment"])
+    parser.add_argument("what", choices=["forward", "train", "attention", "segment", "checks"])
     parser.add_argument("--depth", type=int, default=50)
     parser.add_argument("--size", type=int, nargs=2, default=(512, 1024))
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--call", default="predict", choices=["predict", "predict_on_batch"])
     parser.add_argument(
         "--precision", default="float32", choices=["float32", "bfloat16", "float16"]
@@ -170,9 +209,13 @@ def main():
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
     import keras
 
-    result = {"forward": forward, "train": train, "attention": attention, "segment": segment}[
-        args.what
-    ](args)
+    result = {
+        "forward": forward,
+        "train": train,
+        "attention": attention,
+        "segment": segment,
+        "checks": checks,
+    }[args.what](args)
     memory, kind = peak_memory_gib()
     result.update(
         backend=keras.backend.backend(),

@@ -19,6 +19,9 @@ keras_danet's functions take, beside the inputs and mmseg's outputs:
                   transforms + SegDataPreProcessor, from files (PNG and JPEG) written here
   optionchain_*   the same with RandomChoiceResize or RandomResize(keep_ratio=False),
                   ResizeToMultiple and Pad(size_divisor) in it
+  vocchain_*      the train pipeline and data preprocessor of mmseg's
+                  danet_r50-d8_4xb4-20k_voc12aug-512x512.py, read from the config, its
+                  scale and crop size made small; it ends with Pad(size=crop_size)
 
 Run in the mmseg venv (see mmseg_reference.py):
     .venv-mmseg/bin/python tools/mmseg_augmentation_reference.py --out tests/fixtures/augmentation
@@ -158,6 +161,75 @@ def preprocessed(preprocessor, results):
 def crop_candidates(draws):
     corners = [int(v) for v in draws.values("randint")]
     return [corners[i : i + 2] for i in range(0, len(corners), 2)]
+
+
+VOC_CONFIG = "danet/danet_r50-d8_4xb4-20k_voc12aug-512x512.py"
+VOC_PIPELINE = [
+    "LoadImageFromFile",
+    "LoadAnnotations",
+    "RandomResize",
+    "RandomCrop",
+    "RandomFlip",
+    "PhotoMetricDistortion",
+    "Pad",
+    "PackSegInputs",
+]
+
+
+class CropShape:
+    """Notes the shape of the image reaching it (the crop, before Pad)."""
+
+    def __call__(self, results):
+        self.shape = results["img"].shape[:2]
+        return results
+
+
+def voc_chain(out, cases, arrays, scale=(96, 64), crop_size=(80, 80)):
+    """The VOC config's own train pipeline (from the config file, its sizes made small):
+    crops that come out smaller than `crop_size` are padded by its Pad(size=crop_size).
+    The crop is square, as the config's: mmcv's Pad takes (width, height), RandomCrop
+    (height, width)."""
+    import mmseg
+    from mmengine.config import Config
+    from mmseg.registry import TRANSFORMS
+
+    configs = os.path.join(os.path.dirname(mmseg.__file__), ".mim", "configs")
+    config = Config.fromfile(os.path.join(configs, VOC_CONFIG))
+    [train, aug] = config.train_dataloader.dataset.datasets
+    assert train.pipeline == aug.pipeline, "train and aug pipelines differ"
+    steps = [dict(step) for step in train.pipeline]
+    assert [step["type"] for step in steps] == VOC_PIPELINE, [s["type"] for s in steps]
+    assert tuple(steps[6]["size"]) == tuple(config.crop_size) == (512, 512)
+    steps[2]["scale"], steps[3]["crop_size"], steps[6]["size"] = scale, crop_size, crop_size
+    shape = CropShape()
+    chain = [TRANSFORMS.build(step) for step in steps]
+    chain.insert(6, shape)
+    settings = dict(config.model.data_preprocessor)
+    settings.pop("type")
+    assert settings["size"] == config.crop_size and settings["seg_pad_val"] == 255
+    preprocessor = SegDataPreProcessor(**{**settings, "size": crop_size})
+    padded = 0
+    for index, seed in enumerate([0, 1, 2, 3]):
+        results = {
+            "img_path": os.path.join(out, "image.png"),
+            "seg_map_path": os.path.join(out, "label.png"),
+            "reduce_zero_label": False,
+            "seg_fields": [],
+        }
+        results, draws = run_recorded(chain, results, seed)
+        cropped = shape.shape
+        padded += tuple(cropped) != tuple(crop_size)
+        cases[f"vocchain_{index}"] = {
+            "scale": list(scale),
+            "crop_size": list(crop_size),
+            "ratio": float(draws["RandomResize"][0][2] * 1.5 + 0.5),
+            "cropped_shape": list(cropped),
+            **crop_flip_photometric(draws),
+        }
+        normalized, label_map = preprocessed(preprocessor, results)
+        arrays[f"vocchain_{index}_normalized"] = normalized
+        arrays[f"vocchain_{index}_label"] = label_map
+    assert padded, "no VOC chain case was padded: pick other seeds"
 
 
 def main():
@@ -353,6 +425,8 @@ def main():
         normalized, label_map = preprocessed(preprocessor, results)
         arrays[f"optionchain_{index}_normalized"] = normalized
         arrays[f"optionchain_{index}_label"] = label_map
+
+    voc_chain(out, cases, arrays)
 
     np.savez_compressed(os.path.join(out, "reference.npz"), **arrays)
     with open(os.path.join(out, "cases.json"), "w") as file:

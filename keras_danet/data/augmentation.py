@@ -4,10 +4,11 @@ In mmseg's order: `RandomResize` (keep ratio, ratio 0.5-2.0 of a base scale), `R
 (with `cat_max_ratio`), `RandomFlip` (horizontal, p = 0.5), `PhotoMetricDistortion`, and
 the padding of mmseg's data preprocessor. For configs that use them, mmseg's other resizing
 and padding transforms are options: `RandomResize(keep_ratio=False)`, `RandomChoiceResize`,
-`ResizeToMultiple` and `Pad(size_divisor=...)`. Each transform is a function of its image, label
-map and *drawn parameters*, so that it can be checked against mmseg's own transform with the
-draws fixed (tests/data/test_augmentation_parity.py); `Augmentation` draws the parameters
-from the same distributions as mmseg and applies the chain.
+`ResizeToMultiple`, `Pad(size_divisor=...)` and VOC's `Pad(size=crop_size)`. Each transform
+is a function of its image, label map and *drawn parameters*, so that it can be checked
+against mmseg's own transform with the draws fixed (tests/data/test_augmentation_parity.py);
+`Augmentation` draws the parameters from the same distributions as mmseg and applies the
+chain.
 
 Images are RGB uint8 until the final padding; label maps uint8 and only ever resized with
 nearest-neighbour. OpenCV does the resizing and colour conversions, as in mmcv.
@@ -80,6 +81,16 @@ def pad_to_multiple(image, label, size_divisor, image_value=0, label_value=IGNOR
     """
     height = -(-image.shape[0] // size_divisor) * size_divisor
     width = -(-image.shape[1] // size_divisor) * size_divisor
+    return pad_raw(image, label, (height, width), image_value, label_value)
+
+
+def pad_raw(image, label, size, image_value=0, label_value=IGNORE_INDEX):
+    """mmcv's `Pad(size=...)` with its default `pad_val=dict(img=0, seg=255)`: bottom and
+    right up to `size` (height, width), before normalisation (black), the dtype kept.
+
+    mmcv's `size` is (width, height); VOC's config passes its square crop size.
+    """
+    height, width = max(size[0], image.shape[0]), max(size[1], image.shape[1])
     padded = np.full((height, width) + image.shape[2:], image_value, image.dtype)
     padded[: image.shape[0], : image.shape[1]] = image
     padded_label = np.full((height, width), label_value, label.dtype)
@@ -218,6 +229,10 @@ class Augmentation:
         pad_size_divisor: mmcv's `Pad(size_divisor)` after the distortion: black (raw 0)
             image and `ignore_index` label up to a multiple; the crops then pad to at least
             `crop_size` as before.
+        pad_to_crop: mmcv's `Pad(size=crop_size)` after the distortion, as VOC's configs
+            (pascal_voc12_aug.py): a crop smaller than `crop_size` is padded with black (raw
+            0) and `ignore_index` before normalisation, instead of the data preprocessor's
+            normalised 0 (the mean colour) of the other configs.
 
     Example:
     >>> augment = Augmentation(scale=(2048, 1024), crop_size=(512, 1024))
@@ -239,6 +254,7 @@ class Augmentation:
     keep_ratio: bool = True
     resize_to_multiple: int | None = None
     pad_size_divisor: int | None = None
+    pad_to_crop: bool = False
 
     def __post_init__(self):
         try:
@@ -336,4 +352,6 @@ class Augmentation:
             image, label = pad_to_multiple(
                 image, label, self.pad_size_divisor, label_value=self.ignore_index
             )
+        if self.pad_to_crop:
+            image, label = pad_raw(image, label, self.crop_size, label_value=self.ignore_index)
         return pad(image, label, self.crop_size, label_value=self.ignore_index)

@@ -212,7 +212,11 @@ def _dataset(files, info, split, training_defaults, name, **options):
     if augment and augmentation is None:
         crop_size = tuple(crop_size or training_defaults["crop_size"])
         scale = tuple(scale or training_defaults["scale"])
-        augmentation = Augmentation(scale=scale, crop_size=crop_size)
+        augmentation = Augmentation(
+            scale=scale,
+            crop_size=crop_size,
+            pad_to_crop=training_defaults.get("pad_to_crop", False),
+        )
     elif not augment:
         augmentation = None
     return SegmentationDataset(files, info, augmentation=augmentation, name=name, **options)
@@ -288,7 +292,8 @@ def voc12aug(root, split="train", **options):
     `SegmentationClassAug/` masks (10,582 images); "val" is `val.txt` with
     `SegmentationClass/`. Any other split name reads `<split>.txt` with
     `SegmentationClassAug/`. 21 classes, background included; 255 (boundaries) ignored.
-    Training crops are 512x512 from scale (2048, 512).
+    Training crops are 512x512 from scale (2048, 512); a crop smaller than that is padded
+    with black and 255 before normalisation, as the config's `Pad(size=crop_size)`.
     """
     sets = os.path.join(root, "ImageSets", "Segmentation")
     images = os.path.join(root, "JPEGImages")
@@ -316,7 +321,7 @@ def voc12aug(root, split="train", **options):
         files = listed("val", "SegmentationClass")
     else:
         files = listed(split, "SegmentationClassAug")
-    defaults = {"crop_size": (512, 512), "scale": (2048, 512)}
+    defaults = {"crop_size": (512, 512), "scale": (2048, 512), "pad_to_crop": True}
     return _dataset(files, VOC12AUG, split, defaults, f"voc12aug {split}", **options)
 
 

@@ -70,6 +70,16 @@ def read_label(path, num_classes=None, reduce_zero_label=False, image_shape=None
             f"{path} has shape {label.shape}; a label map has one channel of class indices "
             "(a palette or grayscale PNG), not colours."
         )
+    if label.dtype.kind == "f" and label.size:
+        fractional = label[label != np.floor(label)]  # NaN included
+        if fractional.size:
+            found = np.unique(fractional)
+            shown = ", ".join(f"{v:g}" for v in found[:5]) + (" ..." if found.size > 5 else "")
+            raise DataError(
+                f"{path} holds {label.dtype} values that are not class indices ({shown}): "
+                "a label map holds whole numbers. Was it resized with interpolation? Save "
+                "it as an 8-bit PNG of indices."
+            )
     if label.dtype != np.uint8:
         if label.size and (label.min() < 0 or label.max() > 255):
             raise DataError(

@@ -14,6 +14,7 @@ from keras_danet.models.graph_execution import FreeingFunctional
 from keras_danet.models.heads import CLASSIFIER_LAYERS, da_head, main_classifier, training_heads
 from keras_danet.models.presets_door import PresetMethods, presets_package
 from keras_danet.models.resnet_v1c import ResNetV1c
+from keras_danet.training.input_check import check_arrays, checked_input, input_errors
 
 # mmseg's data preprocessor, RGB order, 0-255 scale.
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
@@ -393,26 +394,54 @@ class DANet(PresetMethods, FreeingFunctional, keras.Model):
         return logs
 
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, **kw):
-        """`keras.Model.fit`; it also sets the default poly schedule's horizon, checks
-        labels given as arrays, stops with an error at a NaN or infinite loss, and warns
-        when the loss has grown tenfold over its first value (`LossGrowthWarning`).
+        """`keras.Model.fit`; it also sets the default poly schedule's horizon, checks the
+        labels and images of every batch (training and validation), stops with an error at a
+        NaN or infinite loss, and warns when the loss has grown tenfold over its first value
+        (`LossGrowthWarning`).
 
         With `compile()`'s default optimizer and no `max_iterations`, the learning rate
         decays to its end value over `epochs x steps_per_epoch` steps, the whole of this
         call (an `initial_epoch` resumes inside that horizon).
         """
         from keras_danet.training.divergence import LossGrowthWarning
-        from keras_danet.training.loss import check_label_array
         from keras_danet.training.schedule import SetPolyHorizon
 
-        # Labels given as arrays are checked here, once, outside the compiled step: inside
-        # it, a label >= num_classes gives NaN on JAX and a wrong but finite loss elsewhere.
         if isinstance(x, np.ndarray) and len(x) == 0:  # Keras: a bare StopIteration
             raise ValueError("fit() got no training batches: x holds 0 images.")
-        check_label_array(y, self.num_classes, "fit(y=...)")
+        options = {key: kw.pop(key) for key in ("sample_weight", "class_weight") if key in kw}
+        checked = []
+        if not kw.get("validation_split"):  # Keras splits arrays only, checked whole
+            x, y, adapter = checked_input(
+                x,
+                y,
+                self.num_classes,
+                "fit()",
+                batch_size=batch_size,
+                steps_per_epoch=kw.get("steps_per_epoch"),
+                # Keras' default: a PyDataset's batch order shuffled; other streams warn.
+                shuffle=kw.get("shuffle", isinstance(x, keras.utils.PyDataset)),
+                **options,
+            )
+            if adapter is not None:
+                checked.append(adapter)
+                options = {}
+        else:
+            check_arrays(x, y, self.num_classes, "fit()")
         validation = kw.get("validation_data")
-        if isinstance(validation, (tuple, list)) and len(validation) >= 2:
-            check_label_array(validation[1], self.num_classes, "fit(validation_data=...)")
+        if validation is not None:
+            val_x, val_y, val_weight = keras.utils.unpack_x_y_sample_weight(validation)
+            val_x, val_y, adapter = checked_input(
+                val_x,
+                val_y,
+                self.num_classes,
+                "fit(validation_data=...)",
+                sample_weight=val_weight,
+                batch_size=kw.get("validation_batch_size") or batch_size,
+                steps_per_epoch=kw.get("validation_steps"),
+            )
+            if adapter is not None:
+                checked.append(adapter)
+                kw["validation_data"] = adapter
         callbacks = [SetPolyHorizon(), *(callbacks or [])]
         if not any(isinstance(c, keras.callbacks.TerminateOnNaN) for c in callbacks):
             # A NaN loss ends fit with an error instead of training on with NaN weights;
@@ -421,7 +450,26 @@ class DANet(PresetMethods, FreeingFunctional, keras.Model):
             callbacks.append(keras.callbacks.TerminateOnNaN(raise_error=True))
         if not any(isinstance(c, LossGrowthWarning) for c in callbacks):
             callbacks.append(LossGrowthWarning())
-        return super().fit(x, y, batch_size, epochs, verbose, callbacks, **kw)
+        with input_errors(self, checked):
+            return super().fit(x, y, batch_size, epochs, verbose, callbacks, **options, **kw)
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", **kw):
+        """`keras.Model.evaluate`, with the labels and images of every batch checked as in
+        `fit`. For mmseg's metrics at original resolution use `keras_danet.evaluate`."""
+        options = {key: kw.pop(key) for key in ("sample_weight",) if key in kw}
+        x, y, adapter = checked_input(
+            x,
+            y,
+            self.num_classes,
+            "evaluate()",
+            batch_size=batch_size,
+            steps_per_epoch=kw.get("steps"),
+            **options,
+        )
+        if adapter is not None:
+            options = {}
+        with input_errors(self, [adapter] if adapter is not None else []):
+            return super().evaluate(x, y, batch_size, verbose, **options, **kw)
 
     def segment(
         self,

@@ -111,26 +111,48 @@ def check_label_array(labels, num_classes, where="labels"):
 
     Integers below `num_classes`, or 255 for ignored pixels; anything else (a float map
     from a bilinear resize, PyTorch's -1, a class the model does not have) is refused with
-    the values found. Tensors and datasets are left alone (the dataset readers check their
-    files).
+    the values found. Other types are left alone (`input_check` converts batches first).
     """
     if not isinstance(labels, np.ndarray):
         return
     if not (np.issubdtype(labels.dtype, np.integer) or labels.dtype == bool):
-        raise ValueError(
-            f"{where}: labels must be integer class indices, got {labels.dtype}. A float "
-            "label map (from a bilinear resize, say) needs nearest-neighbour resizing and "
-            "an integer cast."
+        fractional = (
+            np.unique(labels[labels != np.floor(labels)]) if labels.dtype.kind == "f" else []
         )
-    bad = (labels < 0) | ((labels >= num_classes) & (labels != IGNORE_INDEX))
-    if bad.any():
-        found = np.unique(labels[bad])
-        shown = ", ".join(str(v) for v in found[:10]) + (" ..." if found.size > 10 else "")
         raise ValueError(
-            f"{where}: label values {shown} are not classes of this {num_classes}-class "
-            f"model: labels are 0-{num_classes - 1}, and {IGNORE_INDEX} for ignored pixels "
-            "(not -1)."
+            f"{where}: labels must be integer class indices, got {labels.dtype}"
+            + (f" holding {_values(fractional)}" if len(fractional) else "")
+            + ". A float label map (from a bilinear resize, say) needs nearest-neighbour "
+            "resizing and an integer cast."
         )
+    if labels.size == 0 or _all_classes(labels, num_classes):
+        return
+    found = np.unique(labels[(labels < 0) | ((labels >= num_classes) & (labels != IGNORE_INDEX))])
+    raise ValueError(
+        f"{where}: label values {_values(found)} are not classes of this {num_classes}-class "
+        f"model: labels are 0-{num_classes - 1}, and {IGNORE_INDEX} for ignored pixels "
+        "(not -1). A dataset with more classes needs model.reset_classifier(its count)."
+    )
+
+
+def _all_classes(labels, num_classes):
+    # The common cases in one or two passes and no full-size temporary: every value a class,
+    # or classes and 255 in uint8 (a 256-bin count).
+    low, high = labels.min(), labels.max()
+    if low < 0:
+        return False
+    if high < num_classes:
+        return True
+    if high != IGNORE_INDEX:
+        return False
+    if labels.dtype == np.uint8:
+        counts = np.bincount(labels.ravel(), minlength=256)
+        return not counts[num_classes:IGNORE_INDEX].any()
+    return not ((labels >= num_classes) & (labels != IGNORE_INDEX)).any()
+
+
+def _values(found):
+    return ", ".join(f"{v:g}" for v in found[:10]) + (" ..." if len(found) > 10 else "")
 
 
 def as_label_map(labels):

@@ -197,3 +197,22 @@ def test_whole_chain_with_choice_or_stretch_resize_resize_to_multiple_and_pad(ca
         pad_size_divisor=parameters["pad_size_divisor"],
     )
     _assert_chain_equals_mmseg(case, augment, image, label, target_scale=parameters["target_scale"])
+
+
+@pytest.mark.parametrize("case", _cases("vocchain_"))
+def test_voc_config_chain_pads_crops_black_before_normalising(case):
+    # mmseg's pascal_voc12_aug.py ends its train pipeline with Pad(size=crop_size): pixels
+    # 0 and label 255 before normalisation; two of the four crops are smaller than the size.
+    parameters = CASES[case]
+    image = read_image(os.path.join(FOLDER, "image.png"))
+    label = read_label(os.path.join(FOLDER, "label.png"))
+    augment = Augmentation(
+        scale=parameters["scale"], crop_size=parameters["crop_size"], pad_to_crop=True
+    )
+    _assert_chain_equals_mmseg(case, augment, image, label, ratio=parameters["ratio"])
+
+
+def test_voc_fixture_has_padded_and_unpadded_crops():
+    shapes = {tuple(CASES[case]["cropped_shape"]) for case in _cases("vocchain_")}
+    size = tuple(CASES["vocchain_0"]["crop_size"])
+    assert size in shapes and any(shape != size for shape in shapes)

@@ -116,6 +116,9 @@ def test_voc12aug_concatenates_train_and_aug(tmp_path):
         "SegmentationClassAug/2008_000002.png",
     ]
     assert len(data.voc12aug(root, "val").files) == 1
+    # VOC's config pads crops with Pad(size=crop_size) before normalising; the others do not.
+    assert train.augmentation.pad_to_crop
+    assert not data.Augmentation(scale=(64, 40), crop_size=(24, 32)).pad_to_crop
 
 
 def test_folder_with_split_file_suffixes_and_palette(tmp_path):

@@ -114,3 +114,16 @@ def test_evaluate_multi_scale_flip_and_plain_batches(model, validation):
 def test_evaluate_refuses_mismatched_class_names(model, validation):
     with pytest.raises(ValueError, match="3 class names for a model of 4 classes"):
         keras_danet.evaluate(model, validation, class_names=("a", "b", "c"), progress=False)
+
+
+def test_evaluate_refuses_fractional_float_labels_and_reads_whole_ones(model, validation):
+    image, label = validation.sample(0)
+    fractional = label.astype("float32")
+    fractional[0, 0] = 1.5
+    with pytest.raises(ValueError, match=r"labels hold \[1.5\], not class indices"):
+        keras_danet.evaluate(model, [(image[None], fractional[None])], progress=False)
+    whole = keras_danet.evaluate(
+        model, [(image[None], label[None].astype("float32"))], progress=False
+    )
+    exact = keras_danet.evaluate(model, [(image[None], label[None])], progress=False)
+    np.testing.assert_array_equal(whole.iou, exact.iou)

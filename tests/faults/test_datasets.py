@@ -104,3 +104,19 @@ def test_a_missing_image_folder_and_split_file_are_named(tmp_path):
     root = _folder(tmp_path)
     with pytest.raises(DataError, match="The split file .*missing.txt does not exist"):
         _open(root, split_file=root / "missing.txt")
+
+
+def test_a_float_mask_with_fractions_is_named_and_whole_floats_are_read(tmp_path):
+    root = _folder(tmp_path)
+    mask = np.ones((40, 60), np.float32)
+    mask[5, 5] = 1.7  # a TIFF written after a bilinear resize
+    Image.fromarray(mask).save(root / "masks" / "img_0.tif")
+    for index in (1, 2):
+        Image.fromarray(np.full((40, 60), 2.0, np.float32)).save(
+            root / "masks" / f"img_{index}.tif"
+        )
+    dataset = data.folder(root / "images", root / "masks", ".png", ".tif", class_names=CLASSES)
+    with pytest.raises(DataError, match=r"img_0.tif holds float32 values that are not class "):
+        dataset.sample(0)
+    label = dataset.sample(1)[1]
+    assert label.dtype == np.uint8 and (label == 2).all()

@@ -123,3 +123,149 @@ def test_fit_runs_the_loss_growth_warning_it_is_given(model):
     callback = LossGrowthWarning(factor=1e6)  # in place of the default one, not beside it
     model.fit(_images(), _labels(), batch_size=2, verbose=0, callbacks=[callback])
     assert callback._first is not None and np.isfinite(callback._first)
+
+
+# Labels and images arriving by every other path than arrays: each batch is checked on its
+# way in, before the step (a bad label inside it: NaN on JAX, "GatherV2" on TensorFlow, a
+# wrong finite loss on PyTorch).
+
+
+def _generator(labels, images=None):
+    def batches():
+        yield (_images() if images is None else images), labels
+
+    return batches()
+
+
+class _Batches(keras.utils.PyDataset):
+    def __init__(self, images, labels):
+        super().__init__()
+        self.images, self.labels = images, labels
+
+    def __len__(self):
+        return 1
+
+    def __getitem__(self, index):
+        return self.images, self.labels
+
+
+def _tf_data(images, labels):
+    import tensorflow as tf
+
+    return tf.data.Dataset.from_tensors((images, labels))
+
+
+def _torch_loader(images, labels):
+    import torch
+
+    pairs = list(zip(torch.from_numpy(images), torch.from_numpy(labels), strict=True))
+    return torch.utils.data.DataLoader(pairs, batch_size=len(pairs))
+
+
+SOURCES = {
+    "generator": lambda images, labels: _generator(labels, images),
+    "PyDataset": _Batches,
+    "tf.data": _tf_data,
+    "torch-DataLoader": _torch_loader,
+}
+
+
+@pytest.mark.parametrize("source", SOURCES)
+@pytest.mark.parametrize(
+    "images, labels, message",
+    [
+        (_images(), _labels(value=7), r"fit\(\), batch 0: label values 7 are not classes of "),
+        (_images(), _labels().astype("int32") - 1, r"batch 0: label values -1 are"),
+        (
+            _images(),
+            _labels().astype("float32") + 0.5,
+            r"batch 0: labels must be integer class indices, got float32 holding 0.5, 1.5",
+        ),
+        (
+            np.where(np.arange(2)[:, None, None, None] == 1, np.nan, _images()),
+            _labels(),
+            r"batch 0: the images hold 3840 NaN and 0 infinite values \(image 1 of the batch\)",
+        ),
+    ],
+    ids=["beyond-the-classes", "minus-one", "fractional", "nan-images"],
+)
+def test_every_data_source_is_checked_before_the_step(model, source, images, labels, message):
+    images = images.astype("float32")
+    before = [w.copy() for w in model.get_weights()]
+    with pytest.raises(ValueError, match=message):
+        model.fit(SOURCES[source](images, labels), epochs=1, verbose=0)
+    for got, want in zip(model.get_weights(), before, strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+class _WeightsAtValidation(keras.callbacks.Callback):
+    def on_test_begin(self, logs=None):
+        self.weights = self.model.get_weights()
+
+
+@pytest.mark.parametrize("source", ["generator", "tf.data"])
+def test_validation_batches_and_evaluate_are_checked(model, source):
+    good, bad = _labels(), _labels(value=7)
+    seen = _WeightsAtValidation()
+    with pytest.raises(ValueError, match=r"fit\(validation_data=...\), batch 0: label values 7"):
+        model.fit(
+            SOURCES[source](_images(), good),
+            validation_data=SOURCES[source](_images(), bad),
+            verbose=0,
+            callbacks=[seen],
+        )
+    # The step trained before validation is kept (JAX's trainer had emptied the model).
+    trained = model.get_weights()
+    for got, want in zip(trained, seen.weights, strict=True):
+        np.testing.assert_array_equal(got, want)
+    with pytest.raises(ValueError, match=r"evaluate\(\), batch 0: label values 7"):
+        model.evaluate(SOURCES[source](_images(), bad), verbose=0)
+    for got, want in zip(model.get_weights(), trained, strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert np.isfinite(model.predict(_images(), verbose=0)).all()
+
+
+def test_good_batches_from_every_source_train(model):
+    for source, make in SOURCES.items():
+        history = model.fit(make(_images(), _labels(value=255)), verbose=0)
+        assert np.isfinite(history.history["loss"][0]), source
+
+
+def test_nan_image_arrays_are_named_before_training(model):
+    images = _images()
+    images[1, 3, 4, 0] = np.inf
+    with pytest.raises(ValueError, match=r"fit\(\)\(x=...\), images 0\+: .* 1 infinite values"):
+        model.fit(images, _labels(), batch_size=2, verbose=0)
+
+
+def test_a_dataset_with_more_classes_than_the_model_is_refused(model, tmp_path):
+    from keras_danet.data import folder, save_synthetic_scenes
+
+    save_synthetic_scenes(tmp_path, 4, height=32, width=40)
+    names = [f"class{i}" for i in range(6)]
+    train = folder(
+        tmp_path / "images", tmp_path / "masks", ".png", ".png", class_names=names, split="val"
+    )
+    with pytest.raises(ValueError, match=r"has 6 classes but the model has 4.*reset_classifier"):
+        model.fit(train, verbose=0)
+    with pytest.raises(ValueError, match=r"evaluate\(\): the dataset .* has 6 classes"):
+        model.evaluate(train, verbose=0)
+
+
+def test_an_unreadable_first_image_leaves_the_model_whole(model, tmp_path):
+    # JAX's trainer empties the model's variables before reading the first batch.
+    from keras_danet.data import DataError, folder, save_synthetic_scenes
+
+    save_synthetic_scenes(tmp_path, 2, height=32, width=40)
+    names = [f"class{i}" for i in range(4)]
+    train = folder(
+        tmp_path / "images", tmp_path / "masks", ".png", ".png", class_names=names, split="val"
+    )
+    (tmp_path / "images" / "scene_00000.png").write_bytes(b"not a png")
+    before = model.get_weights()
+    with pytest.raises(DataError, match="scene_00000.png is not a readable image"):
+        model.fit(train, verbose=0, shuffle=False)
+    with pytest.raises(DataError, match="scene_00000.png is not a readable image"):
+        model.evaluate(train, verbose=0)
+    for got, want in zip(model.get_weights(), before, strict=True):
+        np.testing.assert_array_equal(got, want)
