@@ -4,11 +4,13 @@
 the whole process; `set_attention_implementation` changes it from Python.
 """
 
+import contextlib
 import os
 
 ATTENTION_IMPLEMENTATIONS = ("naive", "chunked", "fused")
 _ATTENTION_VARIABLE = "KERAS_DANET_ATTENTION"
 _attention = None
+_exporting = 0
 
 
 def set_attention_implementation(name):
@@ -44,3 +46,24 @@ def attention_implementation():
             f"${_ATTENTION_VARIABLE}={name!r}; it must be one of {ATTENTION_IMPLEMENTATIONS}."
         )
     return name
+
+
+@contextlib.contextmanager
+def tracing_for_export():
+    """While a model is traced for export (`DANet.export` enters it): "chunked" position
+    attention computes the whole matrix at once, as "naive".
+
+    The chunked path loops over query blocks with `ops.map`, a TensorList loop in a
+    TensorFlow graph that LiteRT (without its Flex delegate) and OpenVINO cannot convert,
+    and on unknown sizes it cannot know how many blocks there are ahead of time.
+    """
+    global _exporting
+    _exporting += 1
+    try:
+        yield
+    finally:
+        _exporting -= 1
+
+
+def is_tracing_for_export():
+    return _exporting > 0

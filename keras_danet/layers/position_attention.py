@@ -36,6 +36,11 @@ class PositionAttention(keras.layers.Layer):
 
     Works on any spatial size, including unknown ones. Input and output are NHWC.
 
+    An exported graph (`model.export`, `keras_danet.config.tracing_for_export`) computes
+    "chunked" as "naive": a loop over blocks is a TensorList loop that LiteRT and OpenVINO
+    cannot convert. Its attention matrix then takes 4 x N^2 bytes per image: 4.3 GB at
+    1024x2048 (N = 128 x 256 positions at output stride 8), 270 MB at 512x1024.
+
     Args:
         key_channels: channels of the query and key projections (mmseg's `pam_channels`).
         implementation: "auto", "chunked", "naive" or "fused".
@@ -103,9 +108,12 @@ class PositionAttention(keras.layers.Layer):
         return ops.softmax(ops.matmul(query, ops.transpose(key, (0, 2, 1))), axis=-1)
 
     def resolved_implementation(self):
-        if self.implementation == "auto":
-            return config.attention_implementation()
-        return self.implementation
+        implementation = self.implementation
+        if implementation == "auto":
+            implementation = config.attention_implementation()
+        if implementation == "chunked" and config.is_tracing_for_export():
+            return "naive"  # no loop in an exported graph (config.tracing_for_export)
+        return implementation
 
     def call(self, inputs):
         shape = ops.shape(inputs)
@@ -131,7 +139,8 @@ class PositionAttention(keras.layers.Layer):
     def _chunked(self, query, key, value):
         positions = query.shape[1]
         chunk = self.query_chunk_size
-        if positions is not None and positions <= chunk:
+        # A symbolic size (JAX export) cannot be compared: only a known one picks "naive".
+        if isinstance(positions, int) and positions <= chunk:
             return self._naive(query, key, value)
         batch, count = ops.shape(query)[0], ops.shape(query)[1]
         # Pad the queries to whole blocks; a padded query's output is dropped at the end,

@@ -9,7 +9,8 @@ from keras import ops
 # Keras' own rule for losses under tf.distribute; it does nothing on other backends.
 from keras.src.losses.loss import scale_loss_for_distribution
 
-from keras_danet.layers import BilinearResize
+from keras_danet.config import tracing_for_export
+from keras_danet.layers import BilinearResize, ImageNormalization
 from keras_danet.models.graph_execution import FreeingFunctional
 from keras_danet.models.heads import CLASSIFIER_LAYERS, da_head, main_classifier, training_heads
 from keras_danet.models.presets_door import PresetMethods, presets_package
@@ -152,9 +153,7 @@ class DANet(PresetMethods, FreeingFunctional, keras.Model):
         kwargs.setdefault("name", "danet")
         images = keras.Input((None, None, 3), name="images")
         # Normalising in float32 even under mixed precision: 0-255 loses digits in float16.
-        normalized = keras.layers.Normalization(
-            mean=mean, variance=[s * s for s in std], dtype="float32", name="normalize"
-        )(images)
+        normalized = ImageNormalization(mean, std, dtype="float32", name="normalize")(images)
         backbone = ResNetV1c(
             depth=depth,
             output_stride=output_stride,
@@ -470,6 +469,20 @@ class DANet(PresetMethods, FreeingFunctional, keras.Model):
             options = {}
         with input_errors(self, [adapter] if adapter is not None else []):
             return super().evaluate(x, y, batch_size, verbose, **options, **kw)
+
+    def export(self, filepath, format="tf_saved_model", **kwargs):
+        """`keras.Model.export`, traced with `tracing_for_export()`: the position
+        attention computes its matrix at once, with no loop an exporter cannot convert.
+
+        Example:
+        >>> model.export("danet.onnx", format="onnx")   # on the TensorFlow backend
+        """
+        if kwargs.get("input_signature") is None:
+            # Keras' ONNX export asks for a model that has been called; the input is known.
+            images = keras.InputSpec(shape=(None, None, None, 3), dtype="float32", name="images")
+            kwargs["input_signature"] = [images]
+        with tracing_for_export():
+            return super().export(filepath, format=format, **kwargs)
 
     def segment(
         self,

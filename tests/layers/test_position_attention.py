@@ -221,3 +221,19 @@ def test_global_switch_and_bad_names(monkeypatch):
     assert layer.resolved_implementation() == "fused"
     with pytest.raises(ValueError, match="implementation"):
         PositionAttention(4, implementation="flash")
+
+
+def test_traced_for_export_the_chunked_layer_computes_the_whole_matrix():
+    from keras_danet.config import tracing_for_export
+
+    layer = _randomized_layer(12, 3, gamma=0.7, implementation="chunked", query_chunk_size=8)
+    x = np.random.default_rng(7).normal(size=(2, 5, 7, 12)).astype("float32")
+    chunked = to_numpy(layer(x))
+    with tracing_for_export():
+        assert layer.resolved_implementation() == "naive"
+        exported = to_numpy(layer(x))
+    assert layer.resolved_implementation() == "chunked"
+    np.testing.assert_allclose(exported, chunked, rtol=1e-5, atol=1e-5)
+    fused = _randomized_layer(12, 3, gamma=0.7, implementation="fused")
+    with tracing_for_export():  # a choice made by name is kept
+        assert fused.resolved_implementation() == "fused"
