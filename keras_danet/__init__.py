@@ -2,6 +2,7 @@
 
 from keras_danet import config, data, training
 from keras_danet.convert.mmseg import convert_mmseg_checkpoint
+from keras_danet.deployment import export
 from keras_danet.evaluation import evaluate
 from keras_danet.layers import ChannelAttention, PositionAttention
 from keras_danet.models import DANet, ResNetV1c
@@ -20,6 +21,7 @@ __all__ = [
     "convert_mmseg_checkpoint",
     "data",
     "evaluate",
+    "export",
     "list_presets",
     "training",
     "upload_preset",

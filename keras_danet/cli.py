@@ -5,6 +5,7 @@
     keras-danet evaluate --preset danet_r101_cityscapes --dataset cityscapes \
         --data-root data/cityscapes
     keras-danet attention street.png --point 300,600 --out attention.png
+    keras-danet export --preset danet_r50_cityscapes --format onnx --out danet.onnx --labels
     keras-danet convert danet_r50-d8_512x1024_40k_cityscapes.pth my_preset/
     keras-danet presets
     keras-danet upload my_preset/ hf://my-name/danet-potholes
@@ -101,6 +102,19 @@ def _parser():
     attention.add_argument("--preset", default="danet_demo_shapes")
     attention.add_argument("--channel", type=int, default=0, help="CAM channel to show")
     attention.add_argument("--out", default="attention.png")
+
+    export = commands.add_parser(
+        "export", help="a preset as an ONNX, SavedModel, LiteRT or OpenVINO model"
+    )
+    export.add_argument("--preset", default="danet_demo_shapes", help="preset, folder or hf://")
+    export.add_argument(
+        "--format", choices=("onnx", "tf_saved_model", "litert", "openvino"), default="onnx"
+    )
+    export.add_argument("--out", required=True, help="the file (a folder for tf_saved_model)")
+    export.add_argument("--labels", action="store_true", help="also output the argmax")
+    export.add_argument("--dtype", choices=("float32", "uint8"), default="float32")
+    export.add_argument("--height", type=_positive, help="fix the input height")
+    export.add_argument("--width", type=_positive, help="fix the input width")
 
     check = commands.add_parser("check-data", help="read a whole dataset; report problems")
     _dataset_arguments(check, default_split="train")
@@ -475,6 +489,41 @@ def _check_data(args):
     return 0 if report.ok else 1
 
 
+def _export(args):
+    from keras_danet import DANet, export
+
+    if (args.height is None) != (args.width is None):
+        raise ValueError("--height and --width go together: give both, or neither.")
+    out = _check_output_file(args.out, "--out", inputs=(args.preset,))
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    model = DANet.from_preset(args.preset, progress=not args.quiet)
+    size = (args.height, args.width) if args.height else None
+    if not args.quiet:
+        print(f"exporting {args.preset} to {args.format} ...", flush=True)
+    export(model, out, args.format, labels=args.labels, dtype=args.dtype, size=size)
+    height, width = size or ("H", "W")
+    outputs = f"logits (N, {height}, {width}, {model.num_classes}) float32"
+    if args.labels:
+        outputs += f", labels (N, {height}, {width}) int32"
+    print(
+        f"wrote {out} ({_megabytes(out, args.format)} MB): input images "
+        f"(N, {height}, {width}, 3) {args.dtype}; outputs {outputs}"
+    )
+
+
+def _megabytes(path, format):
+    from keras_danet.deployment import written_paths
+
+    total = 0
+    for written in written_paths(path, format):
+        if os.path.isdir(written):
+            for folder, _, files in os.walk(written):
+                total += sum(os.path.getsize(os.path.join(folder, f)) for f in files)
+        else:
+            total += os.path.getsize(written)
+    return f"{total / 2**20:.1f}"
+
+
 COMMANDS = {
     "demo": _demo,
     "predict": _predict,
@@ -483,6 +532,7 @@ COMMANDS = {
     "presets": _presets,
     "upload": _upload,
     "attention": _attention,
+    "export": _export,
     "check-data": _check_data,
 }
 
@@ -494,11 +544,20 @@ def main(argv=None):
         os.environ["KERAS_BACKEND"] = args.backend
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from keras_danet.data import DataError
+    from keras_danet.deployment import ExportError
     from keras_danet.presets import PresetError
 
     try:
         return COMMANDS[args.command](args) or 0
-    except (DataError, PresetError, ValueError, FileNotFoundError, ImportError) as error:
+    except (
+        DataError,
+        PresetError,
+        ValueError,
+        FileNotFoundError,
+        FileExistsError,
+        ImportError,
+        ExportError,
+    ) as error:
         message = " ".join(str(error).split())
         print(f"keras-danet {args.command}: {message}", file=sys.stderr)
         return 2

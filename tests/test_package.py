@@ -19,6 +19,7 @@ def test_public_api_is_small():
             "convert_mmseg_checkpoint",
             "data",
             "evaluate",
+            "export",
             "list_presets",
             "training",
             "upload_preset",

@@ -1,0 +1,89 @@
+"""`keras_danet.export` and `keras-danet export`: a model built on this pass's backend, exported
+(through TensorFlow where the backend is another), runs in each runtime at unseen sizes with
+this backend's `predict` numbers, its argmax as `labels`."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import keras_danet
+from tests.deploy.runtimes import runner
+from tests.deploy.test_export_formats import FILES, SIZES
+from tests.helpers import attentive_tiny_model
+
+
+@pytest.fixture(scope="module")
+def model():
+    return attentive_tiny_model()
+
+
+@pytest.mark.parametrize("format", FILES)
+def test_export_from_this_backend_runs_in_every_runtime(model, format, tmp_path):
+    path = str(tmp_path / FILES[format])
+    assert keras_danet.export(model, path, format, labels=True) == path
+    run = runner(format, path)
+    rng = np.random.default_rng(1)
+    for batch, height, width in SIZES:
+        images = rng.uniform(0, 255, (batch, height, width, 3)).astype("float32")
+        expected = model.predict(images, verbose=0)
+        outputs = run(images)
+        assert set(outputs) == {"logits", "labels"}
+        np.testing.assert_allclose(outputs["logits"], expected, atol=1e-4, rtol=0)
+        np.testing.assert_array_equal(outputs["labels"], expected.argmax(-1))
+    assert [name for name in os.listdir(tmp_path) if name.startswith(".")] == []  # no staging
+
+
+def test_uint8_input_at_a_fixed_size(model, tmp_path):
+    path = str(tmp_path / "fixed.onnx")
+    keras_danet.export(model, path, "onnx", dtype="uint8", size=(40, 56))
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    [images_input] = session.get_inputs()
+    assert images_input.type == "tensor(uint8)" and images_input.shape[1:] == [40, 56, 3]
+    images = np.random.default_rng(2).integers(0, 256, (2, 40, 56, 3), dtype=np.uint8)
+    [logits] = session.run(None, {images_input.name: images})
+    expected = model.predict(images.astype("float32"), verbose=0)
+    np.testing.assert_allclose(logits, expected, atol=1e-4, rtol=0)
+
+
+def test_an_existing_file_is_never_replaced(model, tmp_path):
+    mine = tmp_path / "danet.onnx"
+    mine.write_bytes(b"the user's own file")
+    with pytest.raises(FileExistsError, match=r"danet.onnx exists: .* does not replace"):
+        keras_danet.export(model, str(mine), "onnx")
+    assert mine.read_bytes() == b"the user's own file"
+    (tmp_path / "model.bin").write_bytes(b"weights of another model")  # OpenVINO's pair
+    with pytest.raises(FileExistsError, match=r"model.bin exists"):
+        keras_danet.export(model, str(tmp_path / "model.xml"), "openvino")
+    assert not (tmp_path / "model.xml").exists()
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"format": "pt"}, "format must be one of"),
+        ({"dtype": "float16"}, "dtype must be one of"),
+        ({"size": (40,)}, r"size must be \(height, width\)"),
+    ],
+)
+def test_bad_options_are_named(model, tmp_path, options, message):
+    with pytest.raises(ValueError, match=message):
+        keras_danet.export(model, str(tmp_path / "x.onnx"), **{"format": "onnx", **options})
+
+
+@pytest.mark.one_backend
+def test_the_export_command(tmp_path):
+    out = tmp_path / "demo.onnx"
+    command = [sys.executable, "-m", "keras_danet.cli", "--quiet", "export", "--format", "onnx"]
+    command += ["--out", str(out), "--labels"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert f"wrote {out} (" in done.stdout
+    assert "input images (N, H, W, 3) float32; outputs logits (N, H, W, " in done.stdout
+    assert ", labels (N, H, W) int32" in done.stdout and out.stat().st_size > 0
+    again = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 2 and "exists" in again.stderr
