@@ -44,7 +44,7 @@ def export(model, path, format="onnx", *, labels=False, dtype="float32", size=No
     Example:
     >>> keras_danet.export(model, "danet.onnx", format="onnx", labels=True)
     >>> session = onnxruntime.InferenceSession("danet.onnx")
-    >>> logits, labels = session.run(None, {"images": images})
+    >>> logits, labels = session.run(["logits", "labels"], {"images": images})
     """
     path = os.fspath(path)
     _check_options(path, format, dtype, size)
