@@ -14,6 +14,7 @@ import os
 import numpy as np
 
 from keras_danet.atomic_files import atomic_write_path
+from keras_danet.data.images import fractional_values, listed
 
 IGNORE_INDEX = 255
 
@@ -80,14 +81,13 @@ class SegmentationMetrics:
                 f"predictions {predictions.shape} and labels {labels.shape} differ in shape: "
                 "predict at the labels' (original) resolution."
             )
-        if labels.dtype.kind == "f" and labels.size:
-            fractional = np.unique(labels[labels != np.floor(labels)])  # NaN included
-            if fractional.size:
-                raise ValueError(
-                    f"labels hold {fractional[:10]}, not class indices: labels are whole "
-                    f"numbers 0-{self.num_classes - 1} and {self.ignore_index} (a label map "
-                    "resized with interpolation needs nearest-neighbour instead)."
-                )
+        fractional = fractional_values(labels)
+        if fractional.size:
+            raise ValueError(
+                f"labels hold {listed(fractional)}, not class indices: labels are whole "
+                f"numbers 0-{self.num_classes - 1} and {self.ignore_index} (a label map "
+                "resized with interpolation needs nearest-neighbour instead)."
+            )
         self.images += 1 if labels.ndim == 2 else labels.shape[0]
         valid = labels != self.ignore_index
         labels, predictions = labels[valid].astype(np.int64), predictions[valid].astype(np.int64)

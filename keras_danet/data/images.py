@@ -70,16 +70,13 @@ def read_label(path, num_classes=None, reduce_zero_label=False, image_shape=None
             f"{path} has shape {label.shape}; a label map has one channel of class indices "
             "(a palette or grayscale PNG), not colours."
         )
-    if label.dtype.kind == "f" and label.size:
-        fractional = label[label != np.floor(label)]  # NaN included
-        if fractional.size:
-            found = np.unique(fractional)
-            shown = ", ".join(f"{v:g}" for v in found[:5]) + (" ..." if found.size > 5 else "")
-            raise DataError(
-                f"{path} holds {label.dtype} values that are not class indices ({shown}): "
-                "a label map holds whole numbers. Was it resized with interpolation? Save "
-                "it as an 8-bit PNG of indices."
-            )
+    fractional = fractional_values(label)
+    if fractional.size:
+        raise DataError(
+            f"{path} holds {label.dtype} values that are not class indices "
+            f"({listed(fractional, 5)}): a label map holds whole numbers. Was it resized with "
+            "interpolation? Save it as an 8-bit PNG of indices."
+        )
     if label.dtype != np.uint8:
         if label.size and (label.min() < 0 or label.max() > 255):
             raise DataError(
@@ -99,6 +96,20 @@ def read_label(path, num_classes=None, reduce_zero_label=False, image_shape=None
     return label
 
 
+def fractional_values(labels):
+    """The distinct values of float `labels` that are not whole numbers (NaN included):
+    what a label map resized with interpolation holds. Empty for integer labels."""
+    if labels.dtype.kind != "f":
+        return labels.ravel()[:0]
+    return np.unique(labels[labels != np.floor(labels)])
+
+
+def listed(values, limit=10):
+    """The first `limit` of `values` for an error message: "1.5, 7, 300 ..."."""
+    shown = [f"{v:g}" if isinstance(v, float | np.floating) else str(v) for v in values[:limit]]
+    return ", ".join(shown) + (" ..." if len(values) > limit else "")
+
+
 def reduce_zero(label):
     """mmseg's `reduce_zero_label`: 0 (ADE20K's "other") -> 255, then every class - 1."""
     reduced = label.astype(np.int16) - 1
@@ -113,8 +124,7 @@ def check_label_values(label, num_classes, path="labels"):
     counts[IGNORE_INDEX] = 0
     bad = np.flatnonzero(counts[num_classes:]) + num_classes
     if bad.size:
-        shown = ", ".join(str(v) for v in bad[:10]) + (" ..." if bad.size > 10 else "")
         raise DataError(
-            f"{path} has label values {shown}, but the dataset has {num_classes} classes "
+            f"{path} has label values {listed(bad)}, but the dataset has {num_classes} classes "
             f"(0-{num_classes - 1}, and {IGNORE_INDEX} for ignored pixels)."
         )

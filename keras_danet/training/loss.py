@@ -4,6 +4,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_danet.data.images import fractional_values, listed
+
 IGNORE_INDEX = 255
 # mmseg's DANet configs: the three DAHead outputs with weight 1, the FCN auxiliary head 0.4.
 HEAD_WEIGHTS = {"main": 1.0, "pam": 1.0, "cam": 1.0, "aux": 0.4}
@@ -116,12 +118,10 @@ def check_label_array(labels, num_classes, where="labels"):
     if not isinstance(labels, np.ndarray):
         return
     if not (np.issubdtype(labels.dtype, np.integer) or labels.dtype == bool):
-        fractional = (
-            np.unique(labels[labels != np.floor(labels)]) if labels.dtype.kind == "f" else []
-        )
+        fractional = fractional_values(labels)
         raise ValueError(
             f"{where}: labels must be integer class indices, got {labels.dtype}"
-            + (f" holding {_values(fractional)}" if len(fractional) else "")
+            + (f" holding {listed(fractional)}" if len(fractional) else "")
             + ". A float label map (from a bilinear resize, say) needs nearest-neighbour "
             "resizing and an integer cast."
         )
@@ -129,7 +129,7 @@ def check_label_array(labels, num_classes, where="labels"):
         return
     found = np.unique(labels[(labels < 0) | ((labels >= num_classes) & (labels != IGNORE_INDEX))])
     raise ValueError(
-        f"{where}: label values {_values(found)} are not classes of this {num_classes}-class "
+        f"{where}: label values {listed(found)} are not classes of this {num_classes}-class "
         f"model: labels are 0-{num_classes - 1}, and {IGNORE_INDEX} for ignored pixels "
         "(not -1). A dataset with more classes needs model.reset_classifier(its count)."
     )
@@ -149,10 +149,6 @@ def _all_classes(labels, num_classes):
         counts = np.bincount(labels.ravel(), minlength=256)
         return not counts[num_classes:IGNORE_INDEX].any()
     return not ((labels >= num_classes) & (labels != IGNORE_INDEX)).any()
-
-
-def _values(found):
-    return ", ".join(f"{v:g}" for v in found[:10]) + (" ..." if len(found) > 10 else "")
 
 
 def as_label_map(labels):

@@ -120,7 +120,7 @@ def test_evaluate_refuses_fractional_float_labels_and_reads_whole_ones(model, va
     image, label = validation.sample(0)
     fractional = label.astype("float32")
     fractional[0, 0] = 1.5
-    with pytest.raises(ValueError, match=r"labels hold \[1.5\], not class indices"):
+    with pytest.raises(ValueError, match=r"labels hold 1.5, not class indices"):
         keras_danet.evaluate(model, [(image[None], fractional[None])], progress=False)
     whole = keras_danet.evaluate(
         model, [(image[None], label[None].astype("float32"))], progress=False
