@@ -59,15 +59,16 @@ def append_report(path, title, command, body):
         file.write(section)
 
 
-def measure(command, backend=None, python=None, timeout=3600):
-    """Runs `keras_side.py` (with KERAS_BACKEND=`backend`) or `mmseg_side.py` (with the mmseg
-    venv's `python`) in a fresh process; returns its RESULT dict, or {"error": ...}."""
+def measure(command, backend=None, python=None, timeout=3600, script=None):
+    """Runs `keras_side.py` (with KERAS_BACKEND=`backend`), `mmseg_side.py` (with the mmseg
+    venv's `python`) or another `script` in a fresh process; returns its RESULT dict, or
+    {"error": ...}."""
     import json
     import subprocess
     import sys
 
     here = os.path.dirname(os.path.abspath(__file__))
-    script = "mmseg_side.py" if python else "keras_side.py"
+    script = script or ("mmseg_side.py" if python else "keras_side.py")
     environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     if backend:
         environment["KERAS_BACKEND"] = backend

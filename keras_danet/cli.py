@@ -115,6 +115,12 @@ def _parser():
     export.add_argument("--dtype", choices=("float32", "uint8"), default="float32")
     export.add_argument("--height", type=_positive, help="fix the input height")
     export.add_argument("--width", type=_positive, help="fix the input width")
+    export.add_argument(
+        "--int8", action="store_true", help="quantize to int8 (onnx, openvino); needs --calibration"
+    )
+    export.add_argument(
+        "--calibration", metavar="FOLDER", help="images like those the model will see, for --int8"
+    )
 
     check = commands.add_parser("check-data", help="read a whole dataset; report problems")
     _dataset_arguments(check, default_split="train")
@@ -491,22 +497,40 @@ def _check_data(args):
 
 def _export(args):
     from keras_danet import DANet, export
+    from keras_danet.quantization import check_calibration
 
     if (args.height is None) != (args.width is None):
         raise ValueError("--height and --width go together: give both, or neither.")
-    out = _check_output_file(args.out, "--out", inputs=(args.preset,))
+    if args.int8 != (args.calibration is not None):
+        raise ValueError(
+            "--int8 and --calibration FOLDER go together: int8 measures each activation's "
+            "range on a folder of images like those the model will see."
+        )
+    check_calibration(args.int8, args.calibration, args.format)
+    out = _check_output_file(args.out, "--out", inputs=(args.preset, args.calibration))
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     model = DANet.from_preset(args.preset, progress=not args.quiet)
     size = (args.height, args.width) if args.height else None
     if not args.quiet:
-        print(f"exporting {args.preset} to {args.format} ...", flush=True)
-    export(model, out, args.format, labels=args.labels, dtype=args.dtype, size=size)
+        kind = " int8" if args.int8 else ""
+        print(f"exporting {args.preset} to{kind} {args.format} ...", flush=True)
+    export(
+        model,
+        out,
+        args.format,
+        labels=args.labels,
+        dtype=args.dtype,
+        size=size,
+        int8=args.int8,
+        calibration=args.calibration,
+    )
     height, width = size or ("H", "W")
     outputs = f"logits (N, {height}, {width}, {model.num_classes}) float32"
     if args.labels:
         outputs += f", labels (N, {height}, {width}) int32"
     print(
-        f"wrote {out} ({_megabytes(out, args.format)} MB): input images "
+        f"wrote {out} ({_megabytes(out, args.format)} MB{', int8' if args.int8 else ''}): "
+        f"input images "
         f"(N, {height}, {width}, 3) {args.dtype}; outputs {outputs}"
     )
 

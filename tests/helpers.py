@@ -118,3 +118,17 @@ def mounted_tmpfs(folder, options):
         yield folder
     finally:
         subprocess.run(["umount", str(folder)], check=True)
+
+
+def hiding(*names):
+    """Python source that makes `import name` fail in a child interpreter as if `name` were
+    not installed. An import finder that raises, not `sys.modules[name] = None`: SciPy, which
+    Keras imports with scikit-learn (an NNCF dependency), looks such entries up and fails."""
+    return (
+        "import sys\n"
+        "class _Hidden:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        f"        if name.split('.')[0] in {names!r}:\n"
+        "            raise ModuleNotFoundError('No module named ' + repr(name))\n"
+        "sys.meta_path.insert(0, _Hidden())\n"
+    )

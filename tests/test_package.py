@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 import keras_danet
+from tests.helpers import hiding
 
 
 def test_public_api_is_small():
@@ -31,9 +32,7 @@ def test_import_needs_only_the_core_dependencies():
     # Keras needs one backend framework (even its "numpy" backend imports jax); keras_danet
     # must add nothing to it: torch, tensorflow and Pillow are hidden from this import.
     code = (
-        "import sys\n"
-        "for name in ('torch', 'tensorflow', 'PIL'): sys.modules[name] = None\n"
-        "import keras_danet\n"
+        hiding("torch", "tensorflow", "PIL") + "import keras_danet\n"
         "print('imported', keras_danet.__version__)\n"
     )
     result = subprocess.run(

@@ -9,6 +9,7 @@ import pytest
 
 from keras_danet.convert import CheckpointError, convert_mmseg_checkpoint
 from tests.conftest import fixture_path
+from tests.helpers import hiding
 
 torch = pytest.importorskip("torch", reason="the [torch] extra is installed for every CI run")
 
@@ -109,8 +110,7 @@ def test_official_danet_gamma_shape_one_is_accepted(tmp_path):
 def test_torch_missing_gives_the_install_command():
     # Hide torch from a child process: the error must say how to get it.
     code = (
-        "import sys; sys.modules['torch'] = None\n"
-        "from keras_danet import convert_mmseg_checkpoint\n"
+        hiding("torch") + "from keras_danet import convert_mmseg_checkpoint\n"
         f"try: convert_mmseg_checkpoint({fixture_path('danet_r50_tiny')!r})\n"
         "except ImportError as e: print('MESSAGE', e)\n"
     )

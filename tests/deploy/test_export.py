@@ -14,21 +14,35 @@ from tests.deploy.runtimes import runner
 from tests.deploy.test_export_formats import FILES, SIZES
 from tests.helpers import attentive_tiny_model
 
+IMAGES = np.zeros((2, 8, 8, 3), "float32")
+
 
 @pytest.fixture(scope="module")
 def model():
     return attentive_tiny_model()
 
 
+# Each format once per backend, each also with one option: uint8 input (ONNX), a fixed size
+# (LiteRT, as phones run it).
+OPTIONS = {
+    "tf_saved_model": ("float32", None),
+    "onnx": ("uint8", None),
+    "litert": ("float32", (64, 96)),
+    "openvino": ("float32", None),
+}
+
+
 @pytest.mark.parametrize("format", FILES)
 def test_export_from_this_backend_runs_in_every_runtime(model, format, tmp_path):
+    dtype, size = OPTIONS[format]
     path = str(tmp_path / FILES[format])
-    assert keras_danet.export(model, path, format, labels=True) == path
+    assert keras_danet.export(model, path, format, labels=True, dtype=dtype, size=size) == path
+    _assert_input(format, path, dtype, size)
     run = runner(format, path)
     rng = np.random.default_rng(1)
-    for batch, height, width in SIZES:
-        images = rng.uniform(0, 255, (batch, height, width, 3)).astype("float32")
-        expected = model.predict(images, verbose=0)
+    for batch, height, width in SIZES if size is None else [(1, *size), (3, *size)]:
+        images = rng.uniform(0, 255, (batch, height, width, 3)).round().astype(dtype)
+        expected = model.predict(images.astype("float32"), verbose=0)
         outputs = run(images)
         assert set(outputs) == {"logits", "labels"}
         np.testing.assert_allclose(outputs["logits"], expected, atol=1e-4, rtol=0)
@@ -36,18 +50,17 @@ def test_export_from_this_backend_runs_in_every_runtime(model, format, tmp_path)
     assert [name for name in os.listdir(tmp_path) if name.startswith(".")] == []  # no staging
 
 
-def test_uint8_input_at_a_fixed_size(model, tmp_path):
-    path = str(tmp_path / "fixed.onnx")
-    keras_danet.export(model, path, "onnx", dtype="uint8", size=(40, 56))
-    import onnxruntime
+def _assert_input(format, path, dtype, size):
+    if format == "onnx":
+        import onnxruntime
 
-    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
-    [images_input] = session.get_inputs()
-    assert images_input.type == "tensor(uint8)" and images_input.shape[1:] == [40, 56, 3]
-    images = np.random.default_rng(2).integers(0, 256, (2, 40, 56, 3), dtype=np.uint8)
-    [logits] = session.run(None, {images_input.name: images})
-    expected = model.predict(images.astype("float32"), verbose=0)
-    np.testing.assert_allclose(logits, expected, atol=1e-4, rtol=0)
+        [images] = onnxruntime.InferenceSession(path).get_inputs()
+        assert images.name == "images" and images.type == f"tensor({dtype})"
+    elif format == "litert":
+        from ai_edge_litert.interpreter import Interpreter
+
+        details = Interpreter(model_path=path).get_signature_runner().get_input_details()
+        assert list(details["images"]["shape_signature"]) == [-1, *size, 3]
 
 
 def test_an_existing_file_is_never_replaced(model, tmp_path):
@@ -68,11 +81,25 @@ def test_an_existing_file_is_never_replaced(model, tmp_path):
         ({"format": "pt"}, "format must be one of"),
         ({"dtype": "float16"}, "dtype must be one of"),
         ({"size": (40,)}, r"size must be \(height, width\)"),
+        ({"int8": True}, "int8=True needs calibration images"),
+        ({"calibration": IMAGES}, "calibration images are used only with int8=True"),
+        ({"format": "litert", "int8": True, "calibration": IMAGES}, "not litert"),
+        ({"int8": True, "calibration": IMAGES[..., 0]}, r"image 0 has shape \(8, 8\)"),
+        ({"int8": True, "calibration": IMAGES * np.nan}, "image 0 holds NaN"),
+        ({"int8": True, "calibration": []}, "calibration images are empty"),
     ],
 )
 def test_bad_options_are_named(model, tmp_path, options, message):
     with pytest.raises(ValueError, match=message):
         keras_danet.export(model, str(tmp_path / "x.onnx"), **{"format": "onnx", **options})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_missing_calibration_folder_is_named(model, tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"calibration folder .*missing does not exist"):
+        keras_danet.export(
+            model, str(tmp_path / "x.onnx"), int8=True, calibration=tmp_path / "missing"
+        )
 
 
 @pytest.mark.one_backend

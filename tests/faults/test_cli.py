@@ -190,3 +190,19 @@ def test_an_empty_folder_named_like_a_preset_is_named_as_the_problem(tmp_path, m
     monkeypatch.chdir(tmp_path)
     err = _fails(capsys, "predict", "x.png", "--out", "o")
     assert "shadows the preset 'danet_demo_shapes'" in err
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--int8"], "--int8 and --calibration FOLDER go together"),
+        (["--calibration", "."], "--int8 and --calibration FOLDER go together"),
+        (["--int8", "--calibration", "missing"], "calibration folder missing does not exist"),
+        (["--int8", "--calibration", ".", "--format", "litert"], "not litert"),
+    ],
+)
+def test_export_int8_needs_its_calibration_folder(tmp_path, capsys, arguments, message):
+    out = tmp_path / "danet.onnx"
+    with contextlib.chdir(tmp_path):
+        err = _fails(capsys, "export", "--out", out, *arguments)
+    assert message in err and not out.exists()

@@ -16,6 +16,7 @@ import pytest
 from keras_danet import DANet, PresetError, convert_mmseg_checkpoint
 from keras_danet.models.danet import CLASSIFIER_LAYERS
 from tests.conftest import fixture_path, to_numpy
+from tests.helpers import hiding
 from tests.presets.conftest import REPOSITORY, make_mirror, preset_code, run_python, tiny_preset
 
 pytest.importorskip("torch", reason="converting on demand reads .pth files with torch")
@@ -157,8 +158,7 @@ def test_without_torch_the_error_gives_the_install_command(tmp_path, mirrored_pr
     preset, mirror = mirrored_preset
     result = run_python(
         f"""
-        import sys
-        sys.modules["torch"] = None
+        exec({hiding("torch")!r})
         from keras_danet import PresetError
         {preset_code(preset)}
         try:
