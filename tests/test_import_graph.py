@@ -1,9 +1,9 @@
-"""The package's module-level imports, read from the code: layered, with no loop.
+"""The package's imports, read from the code: layered, with no loop.
 
-`models/` and `layers/` know nothing of presets or conversion (the presets package builds
-models, and the converter fills them), so each can change alone. Imports inside functions
-are deliberate, lazy ways around this rule (`models/presets_door.py` says why) and are not
-module-level edges.
+Presets sit below models, as keras-hub's `preset_utils` sits below its models: the model
+classes import `keras_danet.presets` and register themselves and their converters there
+(`presets/registry.py`), and nothing in `presets/` imports a model or a converter, not even
+inside a function. `layers/` knows nothing of presets or conversion.
 """
 
 import ast
@@ -32,11 +32,16 @@ def _modules():
     return found
 
 
-def _top_level_imports(path, modules):
-    """The keras_danet modules that `path` imports when it loads (not inside functions)."""
+def _top_level_imports(path, modules, inside_functions=False):
+    """The keras_danet modules that `path` imports when it loads (with `inside_functions`,
+    also those its functions import when called)."""
     with open(path) as file:
         tree = ast.parse(file.read(), path)
     targets = set()
+    if inside_functions:
+        tree.body = [
+            node for node in ast.walk(tree) if isinstance(node, ast.Import | ast.ImportFrom)
+        ]
 
     def visit(statements):
         for node in statements:
@@ -56,20 +61,44 @@ def _top_level_imports(path, modules):
     return targets
 
 
-def _graph():
+def _graph(inside_functions=False):
     modules = _modules()
-    return {name: _top_level_imports(path, modules) for name, path in modules.items()}
+    return {
+        name: _top_level_imports(path, modules, inside_functions) for name, path in modules.items()
+    }
 
 
-def test_models_and_layers_import_no_presets_and_no_converter():
-    graph = _graph()
+# What presets may use: themselves and the package's leaves.
+_BELOW_PRESETS = (
+    "keras_danet.presets",
+    "keras_danet.atomic_files",
+    "keras_danet.dataset_info",
+    "keras_danet.file_lock",
+    "keras_danet.version",
+)
+
+
+def test_presets_import_no_model_and_no_converter_even_inside_functions():
+    graph = _graph(inside_functions=True)
     assert len(graph) > 40  # the walk found the package
     offending = {
         (module, target)
         for module, targets in graph.items()
-        if module.startswith(("keras_danet.models", "keras_danet.layers"))
+        if module.startswith("keras_danet.presets")
         for target in targets
-        if target.startswith(("keras_danet.presets", "keras_danet.convert"))
+        if not target.startswith(_BELOW_PRESETS)
+    }
+    assert offending == set()
+
+
+def test_layers_import_no_presets_and_no_converter():
+    graph = _graph(inside_functions=True)
+    offending = {
+        (module, target)
+        for module, targets in graph.items()
+        if module.startswith("keras_danet.layers")
+        for target in targets
+        if target.startswith(("keras_danet.presets", "keras_danet.convert", "keras_danet.models"))
         or target == "keras_danet"
     }
     assert offending == set()
@@ -105,4 +134,7 @@ def test_the_graph_sees_an_edge_that_exists():
     graph = _graph()
     assert "keras_danet.models.resnet_v1c" in graph["keras_danet.models.danet"]
     assert "keras_danet.models.danet" in graph["keras_danet.convert.mmseg"]
+    assert "keras_danet.presets.loading" in graph["keras_danet.models.danet"]
+    inside = _graph(inside_functions=True)  # a function-level import, seen when asked for
+    assert "keras_danet.presets.loading" in inside["keras_danet.presets.upload"]
     assert "keras_danet.config" in graph["keras_danet.layers.position_attention"]

@@ -9,6 +9,8 @@ import numpy as np
 
 from keras_danet.models.danet import DANet
 from keras_danet.models.resnet_v1c import STAGE_BLOCKS, ResNetV1c
+from keras_danet.presets.files import PresetError
+from keras_danet.presets.registry import register_converter
 
 # The ImageNet classifier of a backbone checkpoint: not part of a segmentation backbone
 # (mmseg's own loader skips it too, as an unexpected key).
@@ -293,3 +295,40 @@ def _assign(layers, state_dict, source):
         raise CheckpointError(f"Model weights with no checkpoint source: {unassigned}")
     for variable, value in assignments:
         variable.assign(value.astype(variable.dtype))
+
+
+def _require_torch():
+    try:
+        import torch  # noqa: F401  (the converter reads .pth files with it)
+    except ImportError:
+        raise ImportError(
+            "The preset is not on the Hub, and converting the original mmseg checkpoint needs "
+            "PyTorch: pip install 'keras-danet[torch]'"
+        ) from None
+
+
+def _danet_of_preset(path, preset, url):
+    """A named DANet preset's original checkpoint, checked against what the preset says."""
+    model = convert_mmseg_checkpoint(path, align_corners=preset.align_corners)
+    found = (model.depth, model.num_classes)
+    if found != (preset.depth, preset.num_classes):
+        raise PresetError(
+            f"{url} holds a DANet R{found[0]} with {found[1]} classes; the preset "
+            f"{preset.name} is R{preset.depth} with {preset.num_classes} classes."
+        )
+    return model
+
+
+def _backbone_of_preset(path, preset, url):
+    model = convert_mmseg_backbone(path)
+    if model.depth != preset.depth:
+        raise PresetError(
+            f"{url} holds a ResNet-V1c-{model.depth}; the preset {preset.name} is "
+            f"ResNet-V1c-{preset.depth}."
+        )
+    return model
+
+
+# The presets package converts a named preset's original checkpoint through these.
+register_converter("DANet", _danet_of_preset, check=_require_torch)
+register_converter("ResNetV1c", _backbone_of_preset, check=_require_torch)

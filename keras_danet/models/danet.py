@@ -1,5 +1,6 @@
 """DANet: dilated ResNet-V1c, the dual attention head and the FCN auxiliary head."""
 
+import logging
 import numbers
 
 import keras
@@ -13,9 +14,11 @@ from keras_danet.config import tracing_for_export
 from keras_danet.layers import BilinearResize, ImageNormalization
 from keras_danet.models.graph_execution import FreeingFunctional
 from keras_danet.models.heads import CLASSIFIER_LAYERS, da_head, main_classifier, training_heads
-from keras_danet.models.presets_door import PresetMethods, presets_package
 from keras_danet.models.resnet_v1c import ResNetV1c
+from keras_danet.presets import PRESETS, PresetError, loading, registry, saving
 from keras_danet.training.input_check import check_arrays, checked_input, input_errors
+
+logger = logging.getLogger("keras_danet")
 
 # mmseg's data preprocessor, RGB order, 0-255 scale.
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
@@ -79,8 +82,9 @@ def _backbone_widths(pretrained, **given):
     return values["depth"], values["stem_channels"], values["base_channels"]
 
 
+@registry.register_model
 @keras.saving.register_keras_serializable(package="keras_danet")
-class DANet(PresetMethods, FreeingFunctional, keras.Model):
+class DANet(FreeingFunctional, keras.Model):
     """Dual Attention Network (Fu et al., CVPR 2019), exactly as mmsegmentation builds it.
 
     Takes RGB images, float 0-255, NHWC, of any size; the mmseg normalisation happens inside.
@@ -520,6 +524,9 @@ class DANet(PresetMethods, FreeingFunctional, keras.Model):
             self, images, settings, multi_scale, ratios, flip, progress=progress
         )
 
+    # Every preset by name (aliases too): `DANet.presets["danet_r50_cityscapes"]`.
+    presets = PRESETS
+
     @classmethod
     def from_preset(cls, handle, *, num_classes=None, mirror=None, cache_dir=None, progress=True):
         """Builds a DANet with pretrained weights.
@@ -539,14 +546,32 @@ class DANet(PresetMethods, FreeingFunctional, keras.Model):
         >>> model = keras_danet.DANet.from_preset("danet_r101_cityscapes")
         >>> model = keras_danet.DANet.from_preset("danet_r50_ade20k", num_classes=4)
         """
-        return presets_package().loading.from_preset(
-            cls,
-            handle,
-            num_classes=num_classes,
-            mirror=mirror,
-            cache_dir=cache_dir,
-            progress=progress,
+        model, name = loading.load_preset(
+            handle, mirror=mirror, cache_dir=cache_dir, progress=progress
         )
+        if isinstance(model, ResNetV1c):
+            if num_classes is None:
+                raise PresetError(
+                    f"{name!r} is an ImageNet backbone, with no classifier: say how many "
+                    f"classes to train, DANet.from_preset({name!r}, num_classes=K) or "
+                    f"DANet(num_classes=K, backbone={name!r})."
+                )
+            return cls(num_classes=num_classes, backbone=model)
+        if not isinstance(model, cls):
+            raise PresetError(f"{name} holds a {type(model).__name__}, not a {cls.__name__}.")
+        if num_classes is None:
+            return model
+        model.preset_metadata.setdefault("preset", name)
+        tuned = model.reset_classifier(num_classes)
+        if tuned is not model:
+            logger.info(
+                "Re-initialised %s for %d classes (the preset has %d); every other weight is "
+                "pretrained.",
+                ", ".join(tuned.get_classifier()),
+                tuned.num_classes,
+                model.num_classes,
+            )
+        return tuned
 
     def save_to_preset(self, directory, metadata=None, *, dataset=None, overwrite=False):
         """Writes this model as a preset folder (config.json, model.weights.h5, metadata.json).
@@ -584,7 +609,8 @@ class DANet(PresetMethods, FreeingFunctional, keras.Model):
                 palette=[list(color) for color in info.palette],
             )
         record.update(metadata or {})
-        return super().save_to_preset(directory, record, overwrite=overwrite)
+        record = saving.record_to_save(self.preset_metadata, directory, record)
+        return saving.save_to_preset(self, directory, metadata=record, overwrite=overwrite)
 
     def get_classifier(self):
         """The four classifiers, by name: the only layers whose shape depends on the classes.

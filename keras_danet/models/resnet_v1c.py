@@ -5,7 +5,7 @@ import keras
 from keras_danet.layers.batch_normalization import TorchBatchNormalization
 from keras_danet.layers.conv2d import Conv2D
 from keras_danet.models.graph_execution import FreeingFunctional
-from keras_danet.models.presets_door import PresetMethods
+from keras_danet.presets import PRESETS, PresetError, loading, registry, saving
 
 # Bottleneck blocks per stage.
 STAGE_BLOCKS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
@@ -74,8 +74,9 @@ def _bottleneck(x, planes, strides, dilation, name, synchronized):
     return keras.layers.ReLU(name=f"{name}_out")(x)
 
 
+@registry.register_model
 @keras.saving.register_keras_serializable(package="keras_danet")
-class ResNetV1c(PresetMethods, FreeingFunctional, keras.Model):
+class ResNetV1c(FreeingFunctional, keras.Model):
     """Dilated ResNet-V1c, the backbone of every mmseg DANet checkpoint.
 
     A deep stem (three 3x3 convs, `stem_channels // 2`, `stem_channels // 2`, `stem_channels`)
@@ -174,3 +175,41 @@ class ResNetV1c(PresetMethods, FreeingFunctional, keras.Model):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+    # Every preset by name (aliases too): `ResNetV1c.presets["resnet50_v1c"]`.
+    presets = PRESETS
+
+    @classmethod
+    def from_preset(cls, handle, *, mirror=None, cache_dir=None, progress=True, num_classes=None):
+        """A ResNetV1c with pretrained weights: a backbone preset's, or a DANet preset's
+        backbone. `handle`, `mirror`, `cache_dir` and `progress` as in `DANet.from_preset`.
+
+        Example:
+        >>> backbone = keras_danet.ResNetV1c.from_preset("resnet50_v1c")
+        """
+        if num_classes is not None:
+            raise TypeError(
+                f"{cls.__name__}.from_preset takes no num_classes: it has no classifier."
+            )
+        model, name = loading.load_preset(
+            handle, mirror=mirror, cache_dir=cache_dir, progress=progress
+        )
+        backbone = getattr(model, "backbone", None)
+        if not isinstance(model, cls) and isinstance(backbone, cls):
+            # The backbone of a DANet preset: a part of it, not the preset itself.
+            license = model.preset_metadata.get("license")
+            backbone.preset_metadata = {"pretrained": name, "license": license}
+            return backbone
+        if not isinstance(model, cls):
+            raise PresetError(f"{name} holds a {type(model).__name__}, not a {cls.__name__}.")
+        return model
+
+    def save_to_preset(self, directory, metadata=None, *, overwrite=False):
+        """Writes this backbone as a preset folder that `from_preset(directory)` loads, as
+        `DANet.save_to_preset` does.
+
+        Example:
+        >>> backbone.save_to_preset("my_backbone")
+        """
+        record = saving.record_to_save(self.preset_metadata, directory, metadata or {})
+        return saving.save_to_preset(self, directory, metadata=record, overwrite=overwrite)

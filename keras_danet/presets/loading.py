@@ -15,6 +15,7 @@ import time
 import keras
 
 from keras_danet.file_lock import exclusive_lock
+from keras_danet.presets import registry
 from keras_danet.presets.files import PresetError, download, sha256_file
 from keras_danet.presets.preset import Preset
 from keras_danet.presets.saving import (
@@ -29,8 +30,6 @@ from keras_danet.presets.table import PRESETS, unknown_preset_message
 
 logger = logging.getLogger("keras_danet")
 
-# Only these classes may be built from a config.json: a preset is data, not a program.
-_ALLOWED_CLASSES = ("keras_danet>DANet", "keras_danet>ResNetV1c")
 _HUB_FILES = [CONFIG_FILE, WEIGHTS_FILE, METADATA_FILE, "README.md"]
 MIRROR_VARIABLE = "KERAS_DANET_MMSEG_MIRROR"
 
@@ -45,22 +44,15 @@ def cache_root(cache_dir=None):
     return os.path.join(base, "keras_danet")
 
 
-def from_preset(cls, handle, *, num_classes=None, mirror=None, cache_dir=None, progress=True):
-    """Builds a `cls` (DANet or ResNetV1c, or a subclass) from a preset; see
-    `DANet.from_preset`.
-
-    A DANet from a backbone preset (by name, folder or Hub repo) is
-    `DANet(num_classes=..., backbone=...)`; a ResNetV1c from a DANet preset is that DANet's
-    backbone.
-    """
-    from keras_danet.models import DANet
-
-    if num_classes is not None and not issubclass(cls, DANet):
-        raise TypeError(f"{cls.__name__}.from_preset takes no num_classes: it has no classifier.")
+def load_preset(handle, *, mirror=None, cache_dir=None, progress=True):
+    """`(model, name)`: the model a preset's config.json describes, with its weights and its
+    record as `preset_metadata`, and the preset's name. What a model class makes of it (a
+    DANet asked of a backbone preset, a backbone of a DANet preset) is that class's
+    `from_preset`'s business."""
     folder, in_our_cache = resolve_preset(
         handle, mirror=mirror, cache_dir=cache_dir, progress=progress
     )
-    return load_preset_folder(cls, folder, num_classes=num_classes, discard_if_corrupt=in_our_cache)
+    return load_preset_folder(folder, discard_if_corrupt=in_our_cache)
 
 
 def resolve_preset(handle, mirror=None, cache_dir=None, progress=True):
@@ -213,49 +205,29 @@ def convert_original_checkpoint(preset, url, directory, progress=True):
 
     Returns the metadata written (the preset's, plus the source URL and its full sha256).
     """
-    try:
-        import torch  # noqa: F401  (the converter reads .pth files with it)
-    except ImportError:
-        raise ImportError(
-            "The preset is not on the Hub, and converting the original mmseg checkpoint needs "
-            "PyTorch: pip install 'keras-danet[torch]'"
-        ) from None
-    from keras_danet.convert.mmseg import convert_mmseg_backbone, convert_mmseg_checkpoint
-
+    convert, check = registry.converter(preset.architecture)
+    if check is not None:
+        check()  # before the download: a conversion that cannot run here fails at once
     parent = os.path.dirname(os.path.abspath(directory))
     os.makedirs(parent, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".download.", dir=parent) as scratch:
         path = os.path.join(scratch, url.rsplit("/", 1)[-1])
         source_sha256 = download(url, path, preset.sha256_prefix, progress)
-        if preset.architecture == "ResNetV1c":
-            model = convert_mmseg_backbone(path)
-            if model.depth != preset.depth:
-                raise PresetError(
-                    f"{url} holds a ResNet-V1c-{model.depth}; the preset {preset.name} is "
-                    f"ResNet-V1c-{preset.depth}."
-                )
-        else:
-            model = convert_mmseg_checkpoint(path, align_corners=preset.align_corners)
-            found = (model.depth, model.num_classes)
-            if found != (preset.depth, preset.num_classes):
-                raise PresetError(
-                    f"{url} holds a DANet R{found[0]} with {found[1]} classes; the preset "
-                    f"{preset.name} is R{preset.depth} with {preset.num_classes} classes."
-                )
+        model = convert(path, preset, url)
         metadata = preset.metadata()
         metadata.update(source_url=url, source_sha256=source_sha256)
         save_to_preset(model, directory, metadata)
     return metadata
 
 
-def load_preset_folder(cls, folder, num_classes=None, discard_if_corrupt=False):
-    """Builds the model of a preset folder after checking its files.
+def load_preset_folder(folder, discard_if_corrupt=False):
+    """`(model, name)` of a preset folder, built after its files are checked.
 
     With `discard_if_corrupt` (a folder of our own cache), a damaged preset, whichever of
     its files is damaged, is deleted so that the next load fetches it anew.
     """
     try:
-        model, metadata = _load_checked(cls, folder)
+        model, metadata = _load_checked(folder)
     except PresetError as error:
         if not discard_if_corrupt:
             raise
@@ -263,39 +235,9 @@ def load_preset_folder(cls, folder, num_classes=None, discard_if_corrupt=False):
         raise PresetError(
             f"{error} The cached copy was deleted: loading again fetches it anew."
         ) from error
-    from keras_danet.models import DANet, ResNetV1c
-
-    record = _weights_metadata(metadata)
-    name = record.get("preset") or os.path.basename(os.path.normpath(folder))
-    if issubclass(cls, ResNetV1c) and isinstance(model, DANet):
-        # The backbone of a DANet preset: a part of it, not the preset itself.
-        backbone = model.backbone
-        backbone.preset_metadata = {"pretrained": name, "license": record.get("license")}
-        return backbone
-    model.preset_metadata = record
-    if issubclass(cls, DANet) and isinstance(model, ResNetV1c):
-        if num_classes is None:
-            raise PresetError(
-                f"{name!r} is an ImageNet backbone, with no classifier: say how many classes "
-                f"to train, DANet.from_preset({name!r}, num_classes=K) or "
-                f"DANet(num_classes=K, backbone={name!r})."
-            )
-        return cls(num_classes=num_classes, backbone=model)
-    if not isinstance(model, cls):
-        raise PresetError(f"{folder} holds a {type(model).__name__}, not a {cls.__name__}.")
-    if num_classes is None:
-        return model
-    model.preset_metadata.setdefault("preset", name)
-    tuned = model.reset_classifier(num_classes)
-    if tuned is not model:
-        logger.info(
-            "Re-initialised %s for %d classes (the preset has %d); every other weight is "
-            "pretrained.",
-            ", ".join(tuned.get_classifier()),
-            tuned.num_classes,
-            model.num_classes,
-        )
-    return tuned
+    model.preset_metadata = _weights_metadata(metadata)
+    name = model.preset_metadata.get("preset") or os.path.basename(os.path.normpath(folder))
+    return model, name
 
 
 # A reader that opened files of two different saves (another process re-saving the
@@ -304,7 +246,7 @@ _READ_ATTEMPTS = 20
 _NAMES = (CONFIG_FILE, WEIGHTS_FILE, METADATA_FILE)
 
 
-def _load_checked(cls, folder):
+def _load_checked(folder):
     """The model and metadata of `folder`, read from one consistent set of its files.
 
     A save writes each file under a new name and renames it into place, one file after the
@@ -435,7 +377,7 @@ def _build(paths, config):
         model = keras.saving.deserialize_keras_object(config, safe_mode=True)
     except Exception as error:
         raise PresetError(f"{paths[CONFIG_FILE]} does not build a model: {error}") from error
-    # Which class the caller wanted is settled by load_preset_folder: a DANet preset serves
+    # Which class the caller wanted is settled by its from_preset: a DANet preset serves
     # a ResNetV1c (its backbone), a backbone preset a DANet (with new heads).
     return model
 
@@ -458,11 +400,13 @@ def _check_config(path, config):
     naming the file and the fields: a field we do not know would otherwise be dropped."""
     if not isinstance(config, dict):
         raise PresetError(f"{path} holds {type(config).__name__}, not a model description.")
+    # Only registered classes may be built from a config.json: a preset is data, not a program.
     registered = config.get("registered_name")
-    if registered not in _ALLOWED_CLASSES:
+    cls = registry.model_class(registered)
+    if cls is None:
         raise PresetError(
             f"{path} describes {registered or config.get('class_name') or config!r}; only "
-            f"{', '.join(_ALLOWED_CLASSES)} may be built from a preset."
+            f"{', '.join(sorted(registry.model_names()))} may be built from a preset."
         )
     if not isinstance(config.get("config"), dict):
         raise PresetError(
@@ -472,9 +416,6 @@ def _check_config(path, config):
     unknown = sorted(set(config) - _DESCRIPTION_FIELDS)
     if unknown:
         raise PresetError(f"{path} has fields that no keras-danet save writes: {unknown}.")
-    from keras_danet.models import DANet, ResNetV1c
-
-    cls = {"keras_danet>DANet": DANet, "keras_danet>ResNetV1c": ResNetV1c}[registered]
     arguments = set(inspect.signature(cls.__init__).parameters) - {"self", "kwargs"}
     unknown = sorted(set(config["config"]) - arguments - _LAYER_FIELDS)
     if unknown:

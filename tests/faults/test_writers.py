@@ -305,7 +305,7 @@ def test_damaged_config_or_metadata_of_a_cached_preset_is_deleted(tmp_path):
             DANet.from_preset(folder)  # the user's folder: reported, kept
         assert sorted(os.listdir(folder)) == PRESET
         with pytest.raises(PresetError, match="The cached copy was deleted"):
-            load_preset_folder(DANet, folder, discard_if_corrupt=True)
+            load_preset_folder(folder, discard_if_corrupt=True)
         assert not os.path.exists(folder)
 
 
