@@ -49,13 +49,13 @@ def export(
     (batch, height, width, classes), and with `labels=True` also `labels`, their argmax
     (int32). `format` is "onnx", "tf_saved_model", "litert" or "openvino" (an .xml with its
     .bin beside it). An existing `path` is never replaced. TensorFlow does the export (the
-    `tensorflow` extra), and the `deploy` extra brings tf2onnx, the runtimes and NNCF.
+    `tensorflow` extra), and the `deploy` extra brings tf2onnx and the runtimes.
 
     `int8=True` (onnx and openvino) quantizes the convolutions and matrix products to int8
     after export, measuring each activation's range on `calibration`: an array
     `(N, H, W, 3)` of 0-255 images, a list of images, or a folder of image files, like
     those the model will see (a few dozen to a few hundred). ONNX Runtime's static
-    quantization writes the ONNX file, NNCF the OpenVINO one.
+    quantization does it for both (OpenVINO converts its quantized ONNX file).
 
     Returns `path`.
 
@@ -76,7 +76,7 @@ def export(
             if not isinstance(model, keras.Model):
                 model = DANet.from_preset(model, progress=False)
 
-            def export_float32(target):
+            def export_float32(target, format):
                 _export_here(model, target, format, labels, dtype, size)
         else:
             _require_tensorflow()
@@ -85,15 +85,15 @@ def export(
                 preset = os.path.join(staging, "preset")
                 model.save_to_preset(preset)
 
-            def export_float32(target):
+            def export_float32(target, format):
                 _export_in_tensorflow(preset, target, format, labels, dtype, size)
 
         def write(target):
             if not int8:
-                return export_float32(target)
-            float32 = os.path.join(staging, "float32", os.path.basename(target))
-            os.mkdir(os.path.dirname(float32))
-            export_float32(float32)
+                return export_float32(target, format)
+            # int8 starts from a float32 ONNX file whatever the format (quantization.py).
+            float32 = os.path.join(staging, "float32.onnx")
+            export_float32(float32, "onnx")
             quantization.quantize(float32, target, format, images)
 
         _write_atomically(path, format, write)

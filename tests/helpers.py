@@ -123,7 +123,7 @@ def mounted_tmpfs(folder, options):
 def hiding(*names):
     """Python source that makes `import name` fail in a child interpreter as if `name` were
     not installed. An import finder that raises, not `sys.modules[name] = None`: SciPy, which
-    Keras imports with scikit-learn (an NNCF dependency), looks such entries up and fails."""
+    Keras imports with scikit-learn where installed, looks such entries up and fails."""
     return (
         "import sys\n"
         "class _Hidden:\n"
