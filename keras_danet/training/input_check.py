@@ -11,15 +11,14 @@ import contextlib
 
 import keras
 import numpy as np
-from keras.src.trainers.data_adapters import get_data_adapter
-from keras.src.trainers.data_adapters.array_data_adapter import can_convert_arrays
-from keras.src.trainers.data_adapters.data_adapter import DataAdapter
-from keras.src.trainers.data_adapters.data_adapter_utils import get_torch_dataloader
 
+from keras_danet.training.keras_internals import (
+    DataAdapter,
+    can_convert_arrays,
+    get_data_adapter,
+    get_torch_dataloader,
+)
 from keras_danet.training.loss import check_label_array
-
-# Keras 3.15 exports no public way to see batches between the user's data and the step; a
-# DataAdapter is what `fit` accepts for that (keras.src.trainers.data_adapters, x may be one).
 
 
 def check_images(images, where="images"):

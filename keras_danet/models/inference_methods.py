@@ -1,0 +1,64 @@
+"""What users call on a trained DANet to use it: `segment` and `export`, each delegating to
+the module that does the work (`inference.py`; `keras_danet.export` in `deployment.py` for
+files with named outputs that run without Keras)."""
+
+import keras
+
+from keras_danet import inference
+from keras_danet.config import tracing_for_export
+
+
+class InferenceMethods:
+    """Mixin for `DANet` (before `keras.Model` in its bases): `segment` and `export`.
+
+    Example:
+    >>> labels = model.segment("street.png")
+    """
+
+    def export(self, filepath, format="tf_saved_model", **kwargs):
+        """`keras.Model.export`, traced with `tracing_for_export()`: the position
+        attention computes its matrix at once, with no loop an exporter cannot convert.
+
+        Example:
+        >>> model.export("danet.onnx", format="onnx")   # on the TensorFlow backend
+        """
+        if kwargs.get("input_signature") is None:
+            # Keras' ONNX export asks for a model that has been called; the input is known.
+            images = keras.InputSpec(shape=(None, None, None, 3), dtype="float32", name="images")
+            kwargs["input_signature"] = [images]
+        with tracing_for_export():
+            return super().export(filepath, format=format, **kwargs)
+
+    def segment(
+        self,
+        images,
+        *,
+        mode=None,
+        crop=None,
+        stride=None,
+        test_scale=None,
+        multi_scale=False,
+        ratios=(0.5, 0.75, 1.0, 1.25, 1.5, 1.75),
+        flip=True,
+        progress=False,
+    ):
+        """Class maps of images, each at its own original resolution.
+
+        `images` is one image or a list: file paths, PIL images or arrays (RGB, grayscale or
+        RGBA; uint8, 16-bit, or floats 0-255), each of any size, or a 4-D batch. Each is
+        segmented with this preset's test mode (whole image, or sliding windows with its crop
+        and stride, after its test resize), as mmseg evaluated it; `mode`, `crop`, `stride`
+        and `test_scale` override that. `multi_scale=True` averages the class probabilities
+        over mmseg's scales (and their mirror images with `flip`: True, False, "vertical"
+        or a list such as `["horizontal", "vertical"]`).
+
+        Returns a `(H, W)` uint8 class map for one image, or a list of them.
+
+        Example:
+        >>> labels = model.segment("street.png")                 # (H, W) class indices
+        >>> labels = model.segment(["a.jpg", "b.jpg"], multi_scale=True)
+        """
+        settings = inference.InferenceSettings.of(self, mode, crop, stride, test_scale)
+        return inference.segment(
+            self, images, settings, multi_scale, ratios, flip, progress=progress
+        )

@@ -1,0 +1,269 @@
+"""mmseg's training recipe as the methods of a Keras model: `compile()` with no arguments is
+mmseg's DANet schedule, and `fit` trains all four heads with mmseg's loss.
+
+`TrainingRecipe` is a mixin for `DANet` (before `keras.Model` in its bases). It needs from the
+model `num_classes`, `training_heads` (the PAM, CAM and auxiliary classifiers) and
+`with_all_outputs()`; the private parts of Keras it relies on are in `keras_internals.py`.
+"""
+
+import types
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_danet.training import keras_internals
+from keras_danet.training.divergence import LossGrowthWarning
+from keras_danet.training.input_check import check_arrays, checked_input, input_errors
+from keras_danet.training.loss import IGNORE_INDEX, DANetLoss, as_label_map, check_label_size
+from keras_danet.training.mean_dice import MeanDice
+from keras_danet.training.optimizer import TorchSGD
+from keras_danet.training.schedule import PolyDecay, SetPolyHorizon, horizon_for
+
+# compile() arguments that describe a machine, not a training recipe.
+EXECUTION_SETTINGS = ("jit_compile", "run_eagerly", "steps_per_execution")
+
+
+class TrainingRecipe:
+    """`compile`, `fit` and `evaluate` of a DANet: mmseg's recipe, every batch checked.
+
+    Example:
+    >>> model.compile()                    # TorchSGD, PolyDecay, DANetLoss, mIoU
+    >>> model.fit(train_data, epochs=20)   # all four heads trained
+    """
+
+    # Until compile() says otherwise: the training graph returns every head's logits.
+    _train_all_heads = True
+    _danet_loss = None
+    # Loss-term trackers (listed by `metrics`), set whole by compile(); never mutated.
+    _loss_terms = types.MappingProxyType({})
+
+    def call(self, inputs, training=None, mask=None):
+        # While training with DANetLoss, the model returns every head's logits (the dict of
+        # `with_all_outputs()`), because mmseg's loss needs them; otherwise the main logits.
+        if training and self._train_all_heads:
+            return self._training_graph()(inputs, training=True)
+        return super().call(inputs, training=training, mask=mask)
+
+    def _training_graph(self):
+        graph = self.__dict__.get("_all_outputs_graph")
+        if graph is None:
+            graph = self.with_all_outputs()
+            # Not tracked as a sub-model: its layers are this model's own, saved once.
+            object.__setattr__(self, "_all_outputs_graph", graph)
+        return graph
+
+    def compile(
+        self,
+        optimizer="auto",
+        loss="auto",
+        metrics="auto",
+        *,
+        learning_rate=0.01,
+        max_iterations=None,
+        **kwargs,
+    ):
+        """Configures training; with no arguments, mmseg's DANet recipe.
+
+        - `optimizer="auto"`: `TorchSGD` (momentum 0.9, L2 weight decay 5e-4 as PyTorch
+          applies it) driven by `PolyDecay` (power 0.9, from `learning_rate` down to 1e-4 over
+          `max_iterations` steps; `fit` sets the horizon to `epochs x steps` if not given).
+        - `loss="auto"`: `DANetLoss`, main + PAM + CAM + 0.4 x auxiliary cross-entropy,
+          label 255 ignored, averaged over all pixels. The four weighted terms are logged as
+          `main_loss`, `pam_loss`, `cam_loss`, `aux_loss`; `loss` is their sum.
+        - `metrics="auto"`: `keras.metrics.MeanIoU` over the epoch, label 255 ignored. A
+          list may name mmseg's metrics: "mIoU" (logged as `mean_iou`) and "mDice"
+          (`mean_dice`, `training.MeanDice`), beside any Keras metric.
+
+        Any of them can be replaced as in `keras.Model.compile`. A loss other than a
+        `DANetLoss` is applied to the main logits only, and the PAM, CAM and auxiliary
+        classifiers are then left out of training (frozen) for this compile.
+
+        Example:
+        >>> model.compile()                                    # mmseg's recipe
+        >>> model.compile(learning_rate=1e-3, max_iterations=2000)
+        >>> model.fit(train_data, validation_data=val_data, epochs=20)
+        """
+        if isinstance(optimizer, str) and optimizer == "auto":
+            horizon = None
+            if max_iterations is not None:
+                horizon = horizon_for(max_iterations)
+            optimizer = TorchSGD(PolyDecay(learning_rate, horizon))
+        if isinstance(loss, str) and loss == "auto":
+            loss = DANetLoss()
+        if isinstance(metrics, str) and metrics == "auto":
+            metrics = ["mIoU"]
+        if isinstance(metrics, (list, tuple)):
+            metrics = [self._named_metric(metric) for metric in metrics]
+        danet_loss = loss if isinstance(loss, DANetLoss) else None
+        # Before super().compile(), which fixes the trainable variables.
+        self._train_all_heads = danet_loss is not None
+        self.training_heads.trainable = self._train_all_heads
+        self._danet_loss = danet_loss
+        super().compile(
+            optimizer=optimizer,
+            loss=None if danet_loss else loss,
+            metrics=metrics,
+            **kwargs,
+        )
+        terms = {}
+        if danet_loss is not None:
+            self._training_graph()  # built here, never inside a distribution strategy's replica
+            keras_internals.save_loss_in_compile_config(self, danet_loss)
+            terms = {
+                head: keras.metrics.Mean(name=f"{head}_loss") for head in danet_loss.head_weights
+            }
+        object.__setattr__(self, "_loss_terms", terms)
+        if (
+            keras.backend.backend() == "tensorflow"
+            and not keras_internals.has_distribution_strategy(self)
+            and self.optimizer is not None
+            and not self.optimizer.built
+        ):
+            # Keras' TensorFlow trainer builds the optimizer inside the first traced step
+            # when no strategy is set, and tf.function traces a step that creates variables
+            # twice: built here, the first step of fit traces once (29 s -> 16 s, tiny model).
+            self.optimizer.build(self.trainable_variables)
+
+    def _named_metric(self, metric):
+        """mmseg's metric names as Keras metrics over the epoch, label 255 ignored."""
+        if metric == "mIoU":
+            return keras.metrics.MeanIoU(
+                self.num_classes,
+                ignore_class=IGNORE_INDEX,
+                sparse_y_pred=False,
+                dtype="float32",  # int32 counts overflow within an epoch of large crops
+                name="mean_iou",
+            )
+        if metric == "mDice":
+            return MeanDice(self.num_classes)
+        if metric == "mFscore":
+            raise ValueError(
+                "mFscore is not a fit metric; keras_danet.evaluate(model, data, "
+                'metrics=["mFscore"]) reports it with precision and recall.'
+            )
+        return metric
+
+    def get_compile_config(self):
+        config = super().get_compile_config()
+        # A saved model carries the training recipe, not how this machine ran its steps.
+        for setting in EXECUTION_SETTINGS:
+            (config or {}).pop(setting, None)
+        return config
+
+    def compile_from_config(self, config):
+        # Keras skips models whose compile() is overridden; this one round-trips its config.
+        config = keras.saving.deserialize_keras_object(config)
+        # How the saving machine ran the steps is not part of the recipe: `jit_compile=True`
+        # saved on JAX would turn on torch.compile (minutes per input size) on PyTorch.
+        for setting in EXECUTION_SETTINGS:
+            config.pop(setting, None)
+        self.compile(**config)
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    @property
+    def metrics(self):
+        return super().metrics + list(self._loss_terms.values())
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        danet_loss = getattr(self, "_danet_loss", None)
+        if danet_loss is None:
+            main = y_pred["main"] if isinstance(y_pred, dict) else y_pred
+            return super().compute_loss(x, y, main, sample_weight, training=training)
+        terms = danet_loss.terms(y, y_pred, sample_weight)
+        batch_size = ops.shape(y)[0]
+        for head, value in terms.items():
+            self._loss_terms[head].update_state(value, sample_weight=batch_size)
+        total = ops.sum(ops.stack(list(terms.values())))
+        # Under a tf.distribute strategy each replica's loss is divided by the replica count
+        # (Keras' rule, so that summed gradients average over the global batch).
+        total = keras_internals.scale_loss_for_distribution(total)
+        for extra in self.losses:  # regularizers and add_loss(), as Keras' compute_loss
+            total = total + keras_internals.additional_loss(self, extra)
+        return total
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        training = isinstance(y_pred, dict)
+        main = y_pred["main"] if training else y_pred
+        check_label_size(as_label_map(y), main)
+        logs = super().compute_metrics(x, y, main, sample_weight)
+        if not training:  # evaluation computes the main logits only
+            for tracker in self._loss_terms.values():
+                logs.pop(tracker.name, None)
+        return logs
+
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, **kw):
+        """`keras.Model.fit`; it also sets the default poly schedule's horizon, checks the
+        labels and images of every batch (training and validation), stops with an error at a
+        NaN or infinite loss, and warns when the loss has grown tenfold over its first value
+        (`LossGrowthWarning`).
+
+        With `compile()`'s default optimizer and no `max_iterations`, the learning rate
+        decays to its end value over `epochs x steps_per_epoch` steps, the whole of this
+        call (an `initial_epoch` resumes inside that horizon).
+        """
+        if isinstance(x, np.ndarray) and len(x) == 0:  # Keras: a bare StopIteration
+            raise ValueError("fit() got no training batches: x holds 0 images.")
+        options = {key: kw.pop(key) for key in ("sample_weight", "class_weight") if key in kw}
+        checked = []
+        if not kw.get("validation_split"):  # Keras splits arrays only, checked whole
+            x, y, adapter = checked_input(
+                x,
+                y,
+                self.num_classes,
+                "fit()",
+                batch_size=batch_size,
+                steps_per_epoch=kw.get("steps_per_epoch"),
+                # Keras' default: a PyDataset's batch order shuffled; other streams warn.
+                shuffle=kw.get("shuffle", isinstance(x, keras.utils.PyDataset)),
+                **options,
+            )
+            if adapter is not None:
+                checked.append(adapter)
+                options = {}
+        else:
+            check_arrays(x, y, self.num_classes, "fit()")
+        validation = kw.get("validation_data")
+        if validation is not None:
+            val_x, val_y, val_weight = keras.utils.unpack_x_y_sample_weight(validation)
+            val_x, val_y, adapter = checked_input(
+                val_x,
+                val_y,
+                self.num_classes,
+                "fit(validation_data=...)",
+                sample_weight=val_weight,
+                batch_size=kw.get("validation_batch_size") or batch_size,
+                steps_per_epoch=kw.get("validation_steps"),
+            )
+            if adapter is not None:
+                checked.append(adapter)
+                kw["validation_data"] = adapter
+        callbacks = [SetPolyHorizon(), *(callbacks or [])]
+        if not any(isinstance(c, keras.callbacks.TerminateOnNaN) for c in callbacks):
+            # A NaN loss ends fit with an error instead of training on with NaN weights;
+            # raise_error also keeps BackupAndRestore's last good backup (Keras deletes it
+            # in on_train_end, which a graceful stop would run).
+            callbacks.append(keras.callbacks.TerminateOnNaN(raise_error=True))
+        if not any(isinstance(c, LossGrowthWarning) for c in callbacks):
+            callbacks.append(LossGrowthWarning())
+        with input_errors(self, checked):
+            return super().fit(x, y, batch_size, epochs, verbose, callbacks, **options, **kw)
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", **kw):
+        """`keras.Model.evaluate`, with the labels and images of every batch checked as in
+        `fit`. For mmseg's metrics at original resolution use `keras_danet.evaluate`."""
+        options = {key: kw.pop(key) for key in ("sample_weight",) if key in kw}
+        x, y, adapter = checked_input(
+            x,
+            y,
+            self.num_classes,
+            "evaluate()",
+            batch_size=batch_size,
+            steps_per_epoch=kw.get("steps"),
+            **options,
+        )
+        if adapter is not None:
+            options = {}
+        with input_errors(self, [adapter] if adapter is not None else []):
+            return super().evaluate(x, y, batch_size, verbose, **options, **kw)
