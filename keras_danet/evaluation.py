@@ -4,13 +4,8 @@ import time
 
 import numpy as np
 
-from keras_danet.inference import (
-    MULTI_SCALE_RATIOS,
-    InferenceSettings,
-    flip_directions,
-    multi_scale_flip_probabilities,
-    predict_logits,
-)
+from keras_danet.constants import MULTI_SCALE_RATIOS
+from keras_danet.inference import InferenceSettings, class_scores, flip_directions
 from keras_danet.metrics import SegmentationMetrics
 
 
@@ -99,12 +94,9 @@ def evaluate(
     started = time.perf_counter()
     with bar:
         for image, label in _samples(data):
-            if multi_scale:
-                scores = multi_scale_flip_probabilities(
-                    model, image, settings, ratios, flip, ratios_of, window_batch_size
-                )
-            else:
-                scores = predict_logits(model, image, settings, window_batch_size)
+            scores = class_scores(
+                model, image, settings, multi_scale, ratios, flip, ratios_of, window_batch_size
+            )
             counts.update(scores.argmax(-1), label)
             bar.update(1)
             running = counts.result().miou

@@ -13,10 +13,10 @@ import dataclasses
 
 import numpy as np
 
+from keras_danet.constants import MULTI_SCALE_RATIOS
 from keras_danet.layers.bilinear_resize import resize_bilinear
 
 # mmseg's TTA ratios for every DANet config.
-MULTI_SCALE_RATIOS = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,20 +74,15 @@ class InferenceSettings:
         return text
 
 
-def _cv2():
-    from keras_danet.data.images import _cv2 as load
-
-    return load()
-
-
 def rescale(image, target):
     """mmcv's `imrescale(image, target)`: the largest size within `target`, ratio kept."""
     from keras_danet.data.augmentation import rescaled_size
+    from keras_danet.data.images import opencv
 
     height, width = rescaled_size(image.shape[0], image.shape[1], target)
     if (height, width) == image.shape[:2]:
         return image
-    cv2 = _cv2()
+    cv2 = opencv()
     return cv2.resize(np.ascontiguousarray(image), (width, height), interpolation=cv2.INTER_LINEAR)
 
 
@@ -250,6 +245,26 @@ def multi_scale_flip_probabilities(
     return total / views
 
 
+def class_scores(
+    model,
+    image,
+    settings,
+    multi_scale=False,
+    ratios=MULTI_SCALE_RATIOS,
+    flip=True,
+    ratios_of="image",
+    window_batch_size=2,
+):
+    """`(H, W, classes)` scores of one image at its size, whose argmax is its class map: the
+    logits of the test mode in `settings`, or with `multi_scale` the class probabilities of
+    mmseg's multi-scale + flip test. `segment` and `keras_danet.evaluate` use it."""
+    if multi_scale:
+        return multi_scale_flip_probabilities(
+            model, image, settings, ratios, flip, ratios_of, window_batch_size
+        )
+    return predict_logits(model, image, settings, window_batch_size)
+
+
 def segment(
     model,
     images,
@@ -275,11 +290,8 @@ def segment(
     maps = []
     for index, item in enumerate(tqdm(items, desc="segmenting", disable=not progress)):
         image = as_rgb(item, name=item if isinstance(item, str) else f"image {index}")
-        if multi_scale:
-            scores = multi_scale_flip_probabilities(
-                model, image, settings, ratios, flip, ratios_of, window_batch_size
-            )
-        else:
-            scores = predict_logits(model, image, settings, window_batch_size)
+        scores = class_scores(
+            model, image, settings, multi_scale, ratios, flip, ratios_of, window_batch_size
+        )
         maps.append(scores.argmax(-1).astype(dtype))
     return maps[0] if single else maps

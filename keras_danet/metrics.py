@@ -14,10 +14,8 @@ import os
 import numpy as np
 
 from keras_danet.atomic_files import atomic_write_path
+from keras_danet.constants import IGNORE_INDEX
 from keras_danet.data.images import fractional_values, listed
-
-IGNORE_INDEX = 255
-
 
 METRICS = ("mIoU", "mDice", "mFscore")
 

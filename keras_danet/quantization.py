@@ -57,9 +57,9 @@ def calibration_images(calibration, dtype, size=None):
         if not np.isfinite(image).all():
             raise ValueError(f"Calibration image {index} holds NaN or infinite values.")
         if size is not None and tuple(image.shape[:2]) != tuple(size):
-            from keras_danet.data.images import _cv2
+            from keras_danet.data.images import opencv
 
-            cv2 = _cv2()
+            cv2 = opencv()
             image = cv2.resize(
                 image.astype(np.float32), (size[1], size[0]), interpolation=cv2.INTER_LINEAR
             )

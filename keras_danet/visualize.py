@@ -15,8 +15,7 @@ import os
 import numpy as np
 
 from keras_danet.atomic_files import atomic_write_path
-
-IGNORE_INDEX = 255
+from keras_danet.constants import IGNORE_INDEX
 
 
 def default_palette(num_classes):
@@ -170,45 +169,77 @@ def channel_attention_map(model, image, channel):
 def heatmap(values, size, colormap="jet"):
     """A map resized bilinearly to `size` (H, W), scaled to 0-1, coloured (uint8 RGB)."""
     from matplotlib import colormaps
-    from PIL import Image
 
-    resized = Image.fromarray(np.asarray(values, np.float32), mode="F")
-    resized = np.asarray(resized.resize((size[1], size[0]), Image.Resampling.BILINEAR))
+    resized = _resized(values, size)
     low, high = float(resized.min()), float(resized.max())
     scaled = (resized - low) / (high - low) if high > low else np.zeros_like(resized)
     return (colormaps[colormap](scaled)[..., :3] * 255 + 0.5).astype(np.uint8)
 
 
+def _resized(values, size):
+    from PIL import Image
+
+    resized = Image.fromarray(np.asarray(values, np.float32), mode="F")
+    return np.asarray(resized.resize((size[1], size[0]), Image.Resampling.BILINEAR))
+
+
 def attention_figure(image, attention, point, channel_map=None, channel=None, title=""):
     """The paper's Figure 3 for one image: the image with the query point, the position
-    attention over it, and optionally a channel map. Returns a uint8 RGB picture."""
-    import matplotlib
+    attention over it, and optionally a channel map. Returns a uint8 RGB picture.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Each map has a colour bar in its own units; the position attention's marks the uniform
+    level 1/N (N feature cells), so a flat map is not drawn as strong peaks. Drawn without
+    pyplot: matplotlib's backend (a notebook's inline one) is left as it is.
+
+    Example:
+    >>> attention, _ = visualize.position_attention_map(model, image, (150, 140))
+    >>> picture = visualize.attention_figure(image, attention, (150, 140))
+    >>> visualize.save_png("attention.png", picture)
+    """
+    figure = _attention_plot(image, attention, point, channel_map, channel, title)
+    figure.canvas.draw()
+    return np.asarray(figure.canvas.buffer_rgba())[..., :3].copy()
+
+
+def _attention_plot(image, attention, point, channel_map, channel, title):
+    """The matplotlib `Figure` of `attention_figure`, on an Agg canvas of its own."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     image = np.asarray(image)
+    size = image.shape[:2]
     panels = 3 if channel_map is not None else 2
-    figure, axes = plt.subplots(
-        1, panels, figsize=(4.2 * panels, 4.2 * image.shape[0] / image.shape[1] + 0.6)
-    )
+    figure = Figure(figsize=(4.6 * panels, 4.2 * size[0] / size[1] + 0.6))
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(1, panels, squeeze=False)[0]
     axes[0].imshow(image.astype(np.uint8))
     axes[0].set_title("image and query point")
-    blended = 0.45 * image + 0.55 * heatmap(attention, image.shape[:2])
-    axes[1].imshow(np.clip(blended, 0, 255).astype(np.uint8))
+
+    uniform = 1.0 / np.size(attention)
+    values = _resized(attention, size)
+    axes[1].imshow(image.astype(np.uint8))
+    shown = axes[1].imshow(
+        values,
+        cmap="jet",
+        alpha=0.55,
+        # The scale always holds the uniform level, so its mark is on the bar.
+        vmin=min(float(values.min()), uniform),
+        vmax=max(float(values.max()), uniform),
+    )
+    bar = figure.colorbar(shown, ax=axes[1], fraction=0.046, pad=0.02)
+    bar.ax.axhline(uniform, color="black", linewidth=2)
+    bar.set_label(f"attention weight (line: uniform 1/{np.size(attention)})")
     axes[1].set_title("position attention")
     for axis in axes[:2]:
         axis.plot(point[1], point[0], marker="+", color="white", markersize=16, mew=3)
         axis.plot(point[1], point[0], marker="+", color="black", markersize=12, mew=1.5)
     if channel_map is not None:
-        axes[2].imshow(heatmap(channel_map, image.shape[:2], colormap="viridis"))
+        shown = axes[2].imshow(_resized(channel_map, size), cmap="viridis")
+        figure.colorbar(shown, ax=axes[2], fraction=0.046, pad=0.02)
         axes[2].set_title(f"channel attention, channel {channel}")
     for axis in axes:
         axis.set_axis_off()
     if title:
         figure.suptitle(title)
     figure.tight_layout()
-    figure.canvas.draw()
-    picture = np.asarray(figure.canvas.buffer_rgba())[..., :3].copy()
-    plt.close(figure)
-    return picture
+    return figure

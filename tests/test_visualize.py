@@ -93,3 +93,24 @@ def test_channel_map_and_the_figure(model, tmp_path):
     visualize.save_png(tmp_path / "attention.png", picture)
     with pytest.raises(ValueError, match="channel"):
         visualize.channel_attention_map(model, image, 99)
+
+
+def test_the_figure_keeps_matplotlibs_backend_and_marks_the_uniform_level(model):
+    # A notebook's inline backend stays: the figure draws on its own Agg canvas.
+    import matplotlib
+
+    image = np.random.default_rng(2).uniform(0, 255, (40, 56, 3)).astype("float32")
+    attention, _ = visualize.position_attention_map(model, image, (10, 10))
+    before = matplotlib.get_backend()
+    matplotlib.use("svg")
+    try:
+        visualize.attention_figure(image, attention, (10, 10))
+        assert matplotlib.get_backend() == "svg"
+    finally:
+        matplotlib.use(before)
+    figure = visualize._attention_plot(image, attention, (10, 10), None, None, "")
+    [bar] = [axis for axis in figure.axes if axis.get_label() == "<colorbar>"]
+    [line] = bar.lines
+    assert line.get_ydata()[0] == pytest.approx(1 / 35)  # 5 x 7 feature cells
+    low, high = bar.get_ylim()
+    assert low <= 1 / 35 <= high < 0.1  # the weights themselves, not rescaled to 0-1

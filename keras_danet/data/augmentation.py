@@ -18,7 +18,8 @@ import dataclasses
 
 import numpy as np
 
-from keras_danet.data.images import IGNORE_INDEX, _cv2
+from keras_danet.constants import IGNORE_INDEX
+from keras_danet.data.images import opencv
 
 # mmseg's normalisation mean, RGB 0-255. mmseg pads after normalising, with 0: in the raw
 # RGB space a model normalising internally sees, that is this colour.
@@ -40,7 +41,7 @@ def resize(image, label, scale, keep_ratio=True):
     `scale` is `(width, height)` as mmseg writes it. With `keep_ratio` the image is fitted
     inside it, aspect ratio kept (it can grow); without, it is stretched to exactly that size.
     """
-    cv2 = _cv2()
+    cv2 = opencv()
     if keep_ratio:
         height, width = rescaled_size(image.shape[0], image.shape[1], scale)
     else:
@@ -167,7 +168,7 @@ def photometric_distortion(image, parameters):
     the S of OpenCV's HSV) and hue (add to H, modulo 180). OpenCV's RGB<->HSV on RGB gives
     exactly what mmseg's BGR<->HSV gives on BGR.
     """
-    cv2 = _cv2()
+    cv2 = opencv()
     p = parameters
     if p.brightness is not None:
         image = _convert(image, beta=p.brightness)

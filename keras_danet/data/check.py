@@ -5,7 +5,8 @@ import dataclasses
 
 import numpy as np
 
-from keras_danet.data.images import IGNORE_INDEX, DataError, read_image, read_label
+from keras_danet.constants import IGNORE_INDEX
+from keras_danet.data.images import DataError, read_image, read_label
 
 
 @dataclasses.dataclass

@@ -1,14 +1,16 @@
 """Segmentation datasets as `fit`-ready `keras.utils.PyDataset`s: Cityscapes, ADE20K,
 PASCAL VOC 2012 + SBD, and any folder of images and masks (mmseg's custom-dataset rules)."""
 
+import functools
 import os
 
 import keras
 import numpy as np
 
 from keras_danet.atomic_files import atomic_write_path
+from keras_danet.constants import IGNORE_INDEX
 from keras_danet.data.augmentation import Augmentation
-from keras_danet.data.images import IGNORE_INDEX, DataError, read_image, read_label
+from keras_danet.data.images import DataError, read_image, read_label
 from keras_danet.dataset_info import ADE20K, CITYSCAPES, VOC12AUG, DatasetInfo
 
 
@@ -202,7 +204,10 @@ def _read_split_file(path):
 
 
 def _dataset(files, info, split, training_defaults, name, **options):
-    """Applies the split's defaults: augmentation for training splits, none otherwise."""
+    """Applies the split's defaults: augmentation for training splits, none otherwise.
+
+    `training_defaults` is a dict, or a function giving one (called only when a training
+    split needs a crop size or scale it was not given)."""
     augment = options.pop("augment", None)
     crop_size = options.pop("crop_size", None)
     scale = options.pop("scale", None)
@@ -210,6 +215,8 @@ def _dataset(files, info, split, training_defaults, name, **options):
         augment = split in ("train", "training", "trainaug")
     augmentation = options.pop("augmentation", None)
     if augment and augmentation is None:
+        if callable(training_defaults):
+            training_defaults = training_defaults() if not (crop_size and scale) else {}
         crop_size = tuple(crop_size or training_defaults["crop_size"])
         scale = tuple(scale or training_defaults["scale"])
         augmentation = Augmentation(
@@ -345,8 +352,10 @@ def folder(
     `masks_dir`. Masks hold class indices (a grayscale or palette PNG), 255 for unlabelled
     pixels; with `reduce_zero_label`, 0 means unlabelled and classes start at 1.
     `class_names` is required; `palette` (RGB per class) defaults to mmseg's random one.
-    `split="train"` augments (512x512 crops from scale (2048, 512), or `crop_size=`,
-    `scale=`); any other split gives whole images.
+    `split="train"` augments: crops of `crop_size` from images resized to `scale` x 0.5-2.0,
+    by default mmseg's 512x512 crops from scale (2048, 512) for images of 512 pixels and
+    more, else crops and scale of the images' own size (judged by the first image); any
+    other split gives whole images.
 
     Example:
     >>> train = keras_danet.data.folder("shapes/images", "shapes/masks", ".png", ".png",
@@ -376,7 +385,7 @@ def folder(
     files = _pairs(
         images_dir, masks_dir, img_suffix, seg_map_suffix, names=names, where=f"folder {split}"
     )
-    defaults = {"crop_size": (512, 512), "scale": (2048, 512)}
+    defaults = functools.partial(_folder_training_defaults, files[0][0])
     return _dataset(
         files,
         info,
@@ -386,6 +395,18 @@ def folder(
         reduce_zero_label=reduce_zero_label,
         **options,
     )
+
+
+def _folder_training_defaults(image_path):
+    """mmseg's crop and scale for ADE20K-sized photos; for smaller images, their own size
+    (512x512 crops of a 64x96 image upscaled 8x were mostly padding and blur)."""
+    height, width = read_image(image_path).shape[:2]
+    if min(height, width) >= 512:
+        return {"crop_size": (512, 512), "scale": (2048, 512)}
+    return {
+        "crop_size": (min(height, 512), min(width, 512)),
+        "scale": (max(height, width), min(height, width)),
+    }
 
 
 # Cityscapes' labelIds -> trainIds (cityscapesScripts' labels.py): the 19 evaluated classes;

@@ -4,14 +4,14 @@ import os
 
 import numpy as np
 
-IGNORE_INDEX = 255
+from keras_danet.constants import IGNORE_INDEX
 
 
 class DataError(ValueError):
     """An image, label map or dataset folder that cannot be used, and why."""
 
 
-def _cv2():
+def opencv():
     try:
         import cv2
     except ImportError:
@@ -29,7 +29,7 @@ def read_image(path):
     decoding; JPEG decoders differ by a grey level here and there. Grayscale files get
     three equal channels, an alpha channel is dropped, as OpenCV's colour mode does.
     """
-    cv2 = _cv2()
+    cv2 = opencv()
     path = os.fspath(path)
     try:
         data = np.fromfile(path, np.uint8)

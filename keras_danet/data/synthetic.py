@@ -8,9 +8,9 @@ that a model has to look at more than one pixel, and the object outlines are lab
 
 import numpy as np
 
+from keras_danet.constants import IGNORE_INDEX
 from keras_danet.dataset_info import SYNTHETIC_SCENES
 
-IGNORE_INDEX = 255
 SKY, ROAD, GRASS, OBJECT = range(4)
 
 

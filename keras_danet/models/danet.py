@@ -10,19 +10,18 @@ import numbers
 
 import keras
 
+from keras_danet.constants import IMAGENET_MEAN, IMAGENET_STD
 from keras_danet.layers import BilinearResize, ImageNormalization
 from keras_danet.models.graph_execution import FreeingFunctional
 from keras_danet.models.heads import CLASSIFIER_LAYERS, da_head, main_classifier, training_heads
 from keras_danet.models.inference_methods import InferenceMethods
+from keras_danet.models.preset_metadata import PresetMetadata
 from keras_danet.models.resnet_v1c import ResNetV1c
 from keras_danet.presets import PRESETS, PresetError, loading, registry, saving
 from keras_danet.training.recipe import TrainingRecipe
 
 logger = logging.getLogger("keras_danet")
 
-# mmseg's data preprocessor, RGB order, 0-255 scale.
-IMAGENET_MEAN = (123.675, 116.28, 103.53)
-IMAGENET_STD = (58.395, 57.12, 57.375)
 # What preset_metadata says about the classes, which a new classifier makes untrue.
 _CLASS_KEYS = (
     "class_names",
@@ -81,7 +80,7 @@ def _backbone_widths(pretrained, **given):
 
 @registry.register_model
 @keras.saving.register_keras_serializable(package="keras_danet")
-class DANet(TrainingRecipe, InferenceMethods, FreeingFunctional, keras.Model):
+class DANet(TrainingRecipe, InferenceMethods, PresetMetadata, FreeingFunctional, keras.Model):
     """Dual Attention Network (Fu et al., CVPR 2019), exactly as mmsegmentation builds it.
 
     Takes RGB images, float 0-255, NHWC, of any size; the mmseg normalisation happens inside.

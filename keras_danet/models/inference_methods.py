@@ -6,10 +6,12 @@ import keras
 
 from keras_danet import inference
 from keras_danet.config import tracing_for_export
+from keras_danet.constants import MULTI_SCALE_RATIOS
 
 
 class InferenceMethods:
-    """Mixin for `DANet` (before `keras.Model` in its bases): `segment` and `export`.
+    """Mixin for `DANet` (before `keras.Model` in its bases): `segment`, `export`, and
+    `quantize`'s pointer to int8 export.
 
     Example:
     >>> labels = model.segment("street.png")
@@ -29,6 +31,18 @@ class InferenceMethods:
         with tracing_for_export():
             return super().export(filepath, format=format, **kwargs)
 
+    def quantize(self, mode=None, **kwargs):
+        """Refused with the way that works: Keras' `quantize` converts Dense, EinsumDense and
+        Embedding layers, and a DANet is convolutions, so it would warn for each layer and
+        change nothing. `keras_danet.export(..., int8=True)` writes an int8 file instead.
+        """
+        raise NotImplementedError(
+            f"model.quantize({mode!r}) would change nothing: Keras quantizes Dense, EinsumDense "
+            "and Embedding layers, and a DANet's layers are convolutions. For int8 inference, "
+            "export a quantized file: keras_danet.export(model, 'danet.onnx', int8=True, "
+            "calibration=images) (ONNX Runtime or OpenVINO; README, Deploy / int8)."
+        )
+
     def segment(
         self,
         images,
@@ -38,7 +52,7 @@ class InferenceMethods:
         stride=None,
         test_scale=None,
         multi_scale=False,
-        ratios=(0.5, 0.75, 1.0, 1.25, 1.5, 1.75),
+        ratios=MULTI_SCALE_RATIOS,
         flip=True,
         progress=False,
     ):

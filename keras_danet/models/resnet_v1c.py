@@ -5,6 +5,7 @@ import keras
 from keras_danet.layers.batch_normalization import TorchBatchNormalization
 from keras_danet.layers.conv2d import Conv2D
 from keras_danet.models.graph_execution import FreeingFunctional
+from keras_danet.models.preset_metadata import PresetMetadata
 from keras_danet.presets import PRESETS, PresetError, loading, registry, saving
 
 # Bottleneck blocks per stage.
@@ -76,7 +77,7 @@ def _bottleneck(x, planes, strides, dilation, name, synchronized):
 
 @registry.register_model
 @keras.saving.register_keras_serializable(package="keras_danet")
-class ResNetV1c(FreeingFunctional, keras.Model):
+class ResNetV1c(PresetMetadata, FreeingFunctional, keras.Model):
     """Dilated ResNet-V1c, the backbone of every mmseg DANet checkpoint.
 
     A deep stem (three 3x3 convs, `stem_channels // 2`, `stem_channels // 2`, `stem_channels`)

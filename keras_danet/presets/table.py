@@ -11,8 +11,6 @@ import types
 from keras_danet.dataset_info import ADE20K, CITYSCAPES, SYNTHETIC_SCENES, VOC12AUG
 from keras_danet.presets.preset import Preset, TestSettings
 from keras_danet.presets.sources import (
-    BUNDLED_ROOT,
-    MMSEG_ROOT,
     PRETRAIN_ROOT,
     BundledFolder,
     HubRepo,
@@ -20,7 +18,6 @@ from keras_danet.presets.sources import (
 )
 
 HUB_ORGANIZATION = "keras-danet"
-MMSEG_DOWNLOAD_ROOT = MMSEG_ROOT  # the name of the first table; the sources own it now
 
 
 def checkpoint_url(preset, mirror=None):
@@ -220,9 +217,6 @@ class PresetTable(collections.abc.Mapping):
 
 
 PRESETS = PresetTable(_MMSEG_DANETS + _BUNDLED + _BACKBONES)
-# Names of the presets bundled in the package, with their descriptions.
-BUNDLED_PRESETS = types.MappingProxyType({preset.name: preset.description for preset in _BUNDLED})
-BUNDLED_FOLDER = BUNDLED_ROOT
 
 
 def bundled_preset_folder(name):

@@ -4,9 +4,9 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_danet.constants import IGNORE_INDEX
 from keras_danet.data.images import fractional_values, listed
 
-IGNORE_INDEX = 255
 # mmseg's DANet configs: the three DAHead outputs with weight 1, the FCN auxiliary head 0.4.
 HEAD_WEIGHTS = {"main": 1.0, "pam": 1.0, "cam": 1.0, "aux": 0.4}
 _FLOAT32_EPSILON = 1.1920929e-07

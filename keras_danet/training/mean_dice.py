@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from keras_danet.data.images import IGNORE_INDEX
+from keras_danet.constants import IGNORE_INDEX
 
 
 @keras.saving.register_keras_serializable(package="keras_danet")

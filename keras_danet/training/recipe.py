@@ -12,10 +12,11 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_danet.constants import IGNORE_INDEX
 from keras_danet.training import keras_internals
 from keras_danet.training.divergence import LossGrowthWarning
 from keras_danet.training.input_check import check_arrays, checked_input, input_errors
-from keras_danet.training.loss import IGNORE_INDEX, DANetLoss, as_label_map, check_label_size
+from keras_danet.training.loss import DANetLoss, as_label_map, check_label_size
 from keras_danet.training.mean_dice import MeanDice
 from keras_danet.training.optimizer import TorchSGD
 from keras_danet.training.schedule import PolyDecay, SetPolyHorizon, horizon_for

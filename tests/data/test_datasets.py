@@ -332,3 +332,19 @@ def test_a_class_subset_is_checked_and_bad_labels_are_still_named(tmp_path):
     info, label_map = CITYSCAPES.subset(["car", "road"])
     assert label_map[13] == 0 and label_map[0] == 1 and label_map[255] == 255
     assert (np.delete(label_map, [0, 13]) == 255).all()
+
+
+def test_folder_training_crops_default_to_the_images_size(tmp_path):
+    small = data.save_synthetic_scenes(str(tmp_path / "small"), 2, 40, 60, seed=3)
+    train = data.folder(
+        f"{small}/images", f"{small}/masks", ".png", ".png", class_names=list("abcd")
+    )
+    # Before: 512x512 crops of 40x60 scenes upscaled to about 512x768.
+    assert train.augmentation.crop_size == (40, 60) and train.augmentation.scale == (60, 40)
+    images, labels = train[0]
+    assert images.shape[1:3] == (40, 60) and labels.shape[1:3] == (40, 60)
+    large = tmp_path / "large"
+    _save(large / "images" / "a.png", _image(0, 520, 700))
+    _save(large / "masks" / "a.png", np.zeros((520, 700)))
+    train = data.folder(f"{large}/images", f"{large}/masks", ".png", ".png", class_names=["a"])
+    assert train.augmentation.crop_size == (512, 512) and train.augmentation.scale == (2048, 512)

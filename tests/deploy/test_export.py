@@ -105,6 +105,12 @@ def test_bad_options_are_named(model, tmp_path, options, message):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_keras_quantize_points_to_int8_export(model):
+    # Keras quantizes Dense layers only: on a DANet it warned per layer and changed nothing.
+    with pytest.raises(NotImplementedError, match=r"keras_danet.export\(model, .*int8=True"):
+        model.quantize("int8")
+
+
 def test_a_missing_calibration_folder_is_named(model, tmp_path):
     with pytest.raises(FileNotFoundError, match=r"calibration folder .*missing does not exist"):
         keras_danet.export(

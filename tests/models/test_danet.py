@@ -87,12 +87,26 @@ def test_config_lists_constructor_arguments_and_round_trips():
 
 def test_keras_file_round_trip(tmp_path):
     model = _tiny(align_corners=True)
+    # What the model knows travels too (model.save, ModelCheckpoint): before, load_model
+    # gave {}, and segment fell back to whole-image inference without the test resize.
+    model.preset_metadata.update(
+        test_mode="slide",
+        slide_crop=[24, 24],
+        slide_stride=[16, 16],
+        test_scale=[64, 40],
+        class_names=["a", "b", "c", "d", "e"],
+    )
     path = str(tmp_path / "tiny.keras")
     model.save(path)
     restored = keras.saving.load_model(path)
     assert isinstance(restored, DANet)
+    assert restored.preset_metadata == model.preset_metadata
     images = _images(1, 33, 41)
     np.testing.assert_array_equal(to_numpy(restored(images)), to_numpy(model(images)))
+    expected = model.segment(images[0])
+    np.testing.assert_array_equal(restored.segment(images[0]), expected)
+    restored.preset_metadata = {}  # what load_model gave before: whole image, no resize
+    assert not np.array_equal(restored.segment(images[0]), expected)
     restored_aux = restored.with_all_outputs()(images)["aux"]
     np.testing.assert_array_equal(
         to_numpy(restored_aux), to_numpy(model.with_all_outputs()(images)["aux"])

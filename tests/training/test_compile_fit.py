@@ -52,14 +52,22 @@ def test_compile_defaults_are_the_mmseg_recipe():
     assert (metric.ignore_class, metric.num_classes, metric.sparse_y_pred) == (255, CLASSES, False)
 
 
-def test_fit_sets_the_horizon_and_logs_every_term_without_gradient_warnings():
+def test_fit_sets_the_horizon_and_logs_every_term_without_gradient_warnings(tmp_path):
     model = _model()
     model.compile()
     images, labels = _data()
+    board = keras.callbacks.TensorBoard(tmp_path, write_graph=False, profile_batch=0)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        history = model.fit(images, labels, batch_size=2, epochs=6, verbose=0)
+        history = model.fit(images, labels, batch_size=2, epochs=6, verbose=0, callbacks=[board])
     _assert_no_missing_gradient_warning(caught)
+    # TensorBoard (the notebook extra) shows every term, on every backend.
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "train")).Reload()
+    tags = set(events.Tags()["tensors"])
+    assert {"epoch_loss", "epoch_main_loss", "epoch_aux_loss", "epoch_mean_iou"} <= tags, tags
+    assert len(events.Tensors("epoch_main_loss")) == 6
     # 6 epochs x 2 steps; mmseg's PolyLR reaches the end rate at the last iteration.
     assert model.optimizer._learning_rate.decay_steps == 11
     assert int(to_numpy(model.optimizer.iterations)) == 12
