@@ -4,7 +4,7 @@
     keras-danet predict street.png --preset danet_r50_cityscapes --out out/ --overlay
     keras-danet evaluate --preset danet_r101_cityscapes --dataset cityscapes \
         --data-root data/cityscapes
-    keras-danet attention street.png --point 300,600 --out attention.png
+    keras-danet attention street.png --xy 600,300 --out attention.png
     keras-danet export --preset danet_r50_cityscapes --format onnx --out danet.onnx --labels
     keras-danet convert danet_r50-d8_512x1024_40k_cityscapes.pth my_preset/
     keras-danet presets
@@ -16,6 +16,7 @@ success, 2 with a one-line reason on bad input, 1 if `check-data` finds problems
 """
 
 import argparse
+import contextlib
 import os
 import re
 import sys
@@ -23,8 +24,25 @@ import sys
 DATASETS = ("cityscapes", "ade20k", "voc12aug", "folder")
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Shows each option's default in --help where it has one (argparse's own
+    ArgumentDefaultsHelpFormatter prints "default: None" and "default: False" too)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        shown = action.default not in (None, False, argparse.SUPPRESS)
+        if shown and "default" not in text and action.option_strings:
+            text += " (default: %(default)s)"
+        return text
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (and exit status 2), as every other error."""
+    """argparse, but a usage error is one line (and exit status 2), as every other error,
+    and --help shows the defaults."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
         self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
@@ -51,7 +69,7 @@ def _parser():
     demo.add_argument("--images", type=_positive, default=32, help="held-out scenes to score")
 
     predict = commands.add_parser("predict", help="segment images; write class maps as PNG")
-    predict.add_argument("images", nargs="+", help="image files")
+    predict.add_argument("images", nargs="+", help="image files, folders or quoted patterns")
     predict.add_argument("--preset", default="danet_demo_shapes", help="preset, folder or hf://")
     predict.add_argument("--out", required=True, help="output folder")
     predict.add_argument("--overlay", action="store_true", help="also write overlays")
@@ -98,7 +116,9 @@ def _parser():
 
     attention = commands.add_parser("attention", help="picture of DANet's attention maps")
     attention.add_argument("image")
-    attention.add_argument("--point", required=True, type=_point, help="query point Y,X (pixels)")
+    where = attention.add_mutually_exclusive_group(required=True)
+    where.add_argument("--xy", type=_xy, help="query point X,Y (pixels from the top-left)")
+    where.add_argument("--point", type=_point, help="query point Y,X (row, column), as --xy")
     attention.add_argument("--preset", default="danet_demo_shapes")
     attention.add_argument("--channel", type=int, default=0, help="CAM channel to show")
     attention.add_argument("--out", default="attention.png")
@@ -186,6 +206,11 @@ def _point(text):
     return _pair(text, 0, "Y,X from the top-left corner")
 
 
+def _xy(text):
+    x, y = _pair(text, 0, "X,Y from the top-left corner")
+    return y, x
+
+
 def _size(text):
     return _pair(text, 1, "H,W")
 
@@ -203,7 +228,7 @@ def _positive(text):
 # argparse reads "-5,10" as an option (it is not a plain negative number), so `--point -5,10`
 # would fail with "expected one argument"; joined as `--point=-5,10` it reaches the check
 # of the value, which names the real problem.
-_PAIR_OPTIONS = ("--point", "--crop", "--stride")
+_PAIR_OPTIONS = ("--point", "--xy", "--crop", "--stride")
 _NEGATIVE_PAIR = re.compile(r"-\d+,-?\d+")
 
 
@@ -289,22 +314,51 @@ def _demo(args):
 
 
 def _predict(args):
-    from tqdm.auto import tqdm
-
     from keras_danet import DANet
-    from keras_danet.image_conversion import as_rgb
-    from keras_danet.visualize import (
-        overlay_with_legend,
-        palette_and_names,
-        save_label_png,
-        save_png,
-    )
+    from keras_danet.inference import image_files
+    from keras_danet.visualize import palette_and_names
 
+    # A folder or a quoted pattern stands for its image files.
+    args.images = [file for item in args.images for file in image_files(item) or [item]]
     outputs = _predict_outputs(args.images, args.out, args.overlay)
     model = DANet.from_preset(args.preset, progress=not args.quiet)
+    print(f"preset {args.preset}: {_described(model)}")
     settings = _settings(model, args)
     palette, names = palette_and_names(model)
-    os.makedirs(args.out, exist_ok=True)
+    with _created_folder(args.out):
+        _segment_into(model, args, settings, outputs, palette, names)
+    print(f"wrote {len(args.images)} class maps to {args.out}")
+
+
+def _described(model):
+    metadata = model.preset_metadata
+    classes = metadata.get("class_names") or []
+    shown = ", ".join(classes[:6]) + (", ..." if len(classes) > 6 else "")
+    text = metadata.get("description") or f"{model.num_classes} classes"
+    return text + (f" ({len(classes)} classes: {shown})" if classes else "")
+
+
+@contextlib.contextmanager
+def _created_folder(folder):
+    """Makes `folder` if missing; if the work then fails, removes it again while empty, so
+    that a failed run leaves nothing behind (a folder that was there is never removed)."""
+    existed = os.path.isdir(folder)
+    os.makedirs(folder, exist_ok=True)
+    try:
+        yield
+    except BaseException:
+        if not existed:
+            with contextlib.suppress(OSError):  # not empty: what was written stays
+                os.rmdir(folder)
+        raise
+
+
+def _segment_into(model, args, settings, outputs, palette, names):
+    from tqdm.auto import tqdm
+
+    from keras_danet.image_conversion import as_rgb
+    from keras_danet.visualize import overlay_with_legend, save_label_png, save_png
+
     for path in tqdm(args.images, desc="segmenting", disable=args.quiet):
         image = as_rgb(path)
         labels = model.segment(
@@ -320,7 +374,6 @@ def _predict(args):
         save_label_png(label_path, labels, palette)
         if args.overlay:
             save_png(overlay_path, overlay_with_legend(image, labels, palette, names))
-    print(f"wrote {len(args.images)} class maps to {args.out}")
 
 
 def _predict_outputs(images, out, overlay):
@@ -470,7 +523,7 @@ def _attention(args):
         save_png,
     )
 
-    point = args.point
+    point = args.xy or args.point  # (y, x) either way
     _check_output_file(args.out, "--out", inputs=(args.image, args.preset))
     model = DANet.from_preset(args.preset, progress=not args.quiet)
     image = as_rgb(args.image)

@@ -10,6 +10,7 @@ window), then resized back bilinearly to the original size, where metrics are ta
 """
 
 import dataclasses
+import os
 
 import numpy as np
 
@@ -265,6 +266,10 @@ def class_scores(
     return predict_logits(model, image, settings, window_batch_size)
 
 
+OUTPUTS = ("labels", "probabilities", "masks")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
 def segment(
     model,
     images,
@@ -275,23 +280,78 @@ def segment(
     ratios_of="image",
     window_batch_size=2,
     progress=False,
+    output="labels",
 ):
-    """Class maps at each image's own size; see `DANet.segment`."""
+    """Class maps (or probabilities, or named masks) at each image's own size; see
+    `DANet.segment`."""
     from tqdm.auto import tqdm
 
     from keras_danet.image_conversion import as_rgb
 
+    if output not in OUTPUTS:
+        raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}.")
     settings = settings or InferenceSettings.of(model)
-    single = not isinstance(images, (list, tuple)) and not (
-        isinstance(images, np.ndarray) and images.ndim == 4
+    files = image_files(images)
+    single = files is None and not (
+        isinstance(images, (list, tuple)) or (isinstance(images, np.ndarray) and images.ndim == 4)
     )
-    items = [images] if single else list(images)
-    dtype = np.uint8 if model.num_classes <= 256 else np.int32
-    maps = []
+    items = files if files is not None else [images] if single else list(images)
+    results = []
     for index, item in enumerate(tqdm(items, desc="segmenting", disable=not progress)):
         image = as_rgb(item, name=item if isinstance(item, str) else f"image {index}")
         scores = class_scores(
             model, image, settings, multi_scale, ratios, flip, ratios_of, window_batch_size
         )
-        maps.append(scores.argmax(-1).astype(dtype))
-    return maps[0] if single else maps
+        # Multi-scale scores are probabilities already; softmax keeps them as they are
+        # only up to rounding, so they are not taken through it again.
+        results.append(_output(model, scores, output, probabilities=multi_scale))
+    if files is not None:
+        return dict(zip(files, results, strict=True))
+    return results[0] if single else results
+
+
+def image_files(images):
+    """The image files of a folder or a glob pattern, sorted; None for anything else (a
+    path to one file, an array, a list). An empty folder or a pattern that matches no image
+    is an error that names it."""
+    import glob
+
+    if not isinstance(images, (str, os.PathLike)):
+        return None
+    path = os.fspath(images)
+    if os.path.isdir(path):
+        found = [os.path.join(path, name) for name in os.listdir(path)]
+        where = f"the folder {path}"
+    elif any(character in path for character in "*?[") and not os.path.exists(path):
+        found = glob.glob(path)
+        where = f"the pattern {path}"
+    else:
+        return None
+    found = sorted(f for f in found if f.lower().endswith(IMAGE_SUFFIXES) and os.path.isfile(f))
+    if not found:
+        raise FileNotFoundError(
+            f"No image file in {where} (looked for {', '.join(IMAGE_SUFFIXES)})."
+        )
+    return found
+
+
+def _output(model, scores, output, probabilities):
+    if output == "labels":
+        return scores.argmax(-1).astype(np.uint8 if model.num_classes <= 256 else np.int32)
+    probabilities = (scores if probabilities else softmax(scores)).astype(np.float32)
+    if output == "probabilities":
+        return probabilities
+    labels = probabilities.argmax(-1)
+    names = model.preset_metadata.get("class_names") or []
+    masks = []
+    for index in np.unique(labels):
+        mask = labels == index
+        masks.append(
+            {
+                "label": names[index] if index < len(names) else f"class {index}",
+                "index": int(index),
+                "score": float(probabilities[..., index][mask].mean()),
+                "mask": mask,
+            }
+        )
+    return masks

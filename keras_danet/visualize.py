@@ -143,12 +143,25 @@ def feature_position(point, image_shape, feature_shape):
     )
 
 
-def position_attention_map(model, image, point):
-    """Where DANet's position attention looks from an image `point` (y, x).
+def query_point(point=None, xy=None):
+    """`(y, x)` from either form of a point: `point=(y, x)` (row, column, as NumPy indexes)
+    or `xy=(x, y)` (as PIL, OpenCV and matplotlib give coordinates)."""
+    if (point is None) == (xy is None):
+        raise ValueError("Give the query point once: xy=(x, y), or point=(y, x).")
+    return tuple(point) if xy is None else (xy[1], xy[0])
+
+
+def position_attention_map(model, image, point=None, *, xy=None):
+    """Where DANet's position attention looks from an image point: `xy=(x, y)`, or
+    `point=(y, x)` (row, column).
 
     Returns `(attention, cell)`: the attention row of that query as a map over the feature
     grid (it sums to 1), and the query's cell in that grid.
+
+    Example:
+    >>> attention, cell = visualize.position_attention_map(model, image, xy=(140, 150))
     """
+    point = query_point(point, xy)
     pam, features, _ = _attention_features(model, image)
     rows, columns = features.shape[1:3]
     cell = feature_position(point, np.shape(image)[:2], (rows, columns))
@@ -183,7 +196,9 @@ def _resized(values, size):
     return np.asarray(resized.resize((size[1], size[0]), Image.Resampling.BILINEAR))
 
 
-def attention_figure(image, attention, point, channel_map=None, channel=None, title=""):
+def attention_figure(
+    image, attention, point=None, channel_map=None, channel=None, title="", *, xy=None
+):
     """The paper's Figure 3 for one image: the image with the query point, the position
     attention over it, and optionally a channel map. Returns a uint8 RGB picture.
 
@@ -192,10 +207,11 @@ def attention_figure(image, attention, point, channel_map=None, channel=None, ti
     pyplot: matplotlib's backend (a notebook's inline one) is left as it is.
 
     Example:
-    >>> attention, _ = visualize.position_attention_map(model, image, (150, 140))
-    >>> picture = visualize.attention_figure(image, attention, (150, 140))
+    >>> attention, _ = visualize.position_attention_map(model, image, xy=(140, 150))
+    >>> picture = visualize.attention_figure(image, attention, xy=(140, 150))
     >>> visualize.save_png("attention.png", picture)
     """
+    point = query_point(point, xy)
     figure = _attention_plot(image, attention, point, channel_map, channel, title)
     figure.canvas.draw()
     return np.asarray(figure.canvas.buffer_rgba())[..., :3].copy()

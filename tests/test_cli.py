@@ -68,7 +68,17 @@ def test_predict_writes_class_maps_and_overlays(scenes, capsys):
             np.testing.assert_array_equal(np.asarray(file), model.segment(path))
         with Image.open(out / f"{stem}_overlay.png") as file:
             assert file.size[0] > 72 and file.size[1] >= 48  # overlay and legend
-    assert "wrote 2 class maps" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "wrote 2 class maps" in out
+    # The preset used is named, the default one too (4 classes: sky, road, grass, object).
+    assert "preset danet_demo_shapes: " in out and "(4 classes: sky, road, grass" in out
+
+
+def test_help_shows_the_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(["predict", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: danet_demo_shapes)" in text and "default: None" not in text
 
 
 def test_demo_scores_and_draws(tmp_path, capsys):
@@ -85,7 +95,12 @@ def test_attention_picture(scenes, tmp_path):
     out = tmp_path / "attention.png"
     assert main(["--quiet", "attention", paths[0], "--point", "40,30", "--out", str(out)]) == 0
     with Image.open(out) as file:
+        by_point = np.asarray(file)
         assert file.mode == "RGB" and file.size[0] > file.size[1]
+    out.unlink()
+    assert main(["--quiet", "attention", paths[0], "--xy", "30,40", "--out", str(out)]) == 0
+    with Image.open(out) as file:
+        np.testing.assert_array_equal(np.asarray(file), by_point)  # the same point
 
 
 def test_convert_then_load(tmp_path):

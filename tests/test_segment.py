@@ -82,3 +82,46 @@ def test_the_preset_test_mode_is_used(model, scene):
 def test_multi_scale_flip_option(model, scene):
     tta = model.segment(scene, multi_scale=True, ratios=(0.75, 1.0))
     assert tta.shape == (40, 56) and tta.max() < 4
+
+
+def test_probabilities_and_named_masks(model, scene):
+    labels = model.segment(scene)
+    probabilities = model.segment(scene, output="probabilities")
+    assert probabilities.shape == (40, 56, model.num_classes)
+    assert probabilities.dtype == np.float32
+    np.testing.assert_allclose(probabilities.sum(-1), 1, atol=1e-5)
+    np.testing.assert_array_equal(probabilities.argmax(-1), labels)
+    names = [f"thing {index}" for index in range(model.num_classes)]
+    saved = model.preset_metadata
+    model.preset_metadata = {**saved, "class_names": names}
+    try:
+        masks = model.segment(scene, output="masks")
+    finally:
+        model.preset_metadata = saved
+    assert [found["index"] for found in masks] == sorted(np.unique(labels))
+    for found in masks:
+        index = found["index"]
+        assert found["label"] == names[index]
+        np.testing.assert_array_equal(found["mask"], labels == index)
+        expected = probabilities[..., index][labels == index].mean()
+        assert found["score"] == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(ValueError, match="output must be one of"):
+        model.segment(scene, output="logits")
+
+
+def test_folders_and_patterns(model, tmp_path):
+    images, _ = data.synthetic_scenes(2, 40, 56, seed=6)
+    for index, image in enumerate(images):
+        Image.fromarray(image).save(tmp_path / f"scene_{index}.png")
+    (tmp_path / "notes.txt").write_text("not an image")
+    paths = [str(tmp_path / "scene_0.png"), str(tmp_path / "scene_1.png")]
+    by_folder = model.segment(str(tmp_path))
+    assert list(by_folder) == paths  # sorted, images only
+    for path, image in zip(paths, images, strict=True):
+        np.testing.assert_array_equal(by_folder[path], model.segment(image))
+    assert list(model.segment(str(tmp_path / "*_1.png"))) == paths[1:]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="No image file in the folder .*empty"):
+        model.segment(str(tmp_path / "empty"))
+    with pytest.raises(FileNotFoundError, match="No image file in the pattern"):
+        model.segment(str(tmp_path / "*.jpg"))

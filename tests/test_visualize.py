@@ -77,6 +77,12 @@ def test_position_attention_map_is_a_distribution_over_the_feature_grid(model):
     np.testing.assert_allclose(attention.ravel(), scores[0, 4 * 7 + 0], atol=1e-6)
     with pytest.raises(ValueError, match="outside"):
         visualize.position_attention_map(model, image, (40, 0))
+    # xy=(x, y), as PIL, OpenCV and matplotlib users think of points: the same query.
+    by_xy, cell = visualize.position_attention_map(model, image, xy=(0, 39))
+    assert cell == (4, 0)
+    np.testing.assert_array_equal(by_xy, attention)
+    with pytest.raises(ValueError, match="once"):
+        visualize.position_attention_map(model, image, (39, 0), xy=(0, 39))
 
 
 def test_channel_map_and_the_figure(model, tmp_path):

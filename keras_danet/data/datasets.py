@@ -379,7 +379,7 @@ def folder(
             f"palette needs one RGB triple per class: {len(class_names)} classes, "
             f"{len(palette)} colours."
         )
-    name = os.path.basename(os.path.normpath(images_dir)) or "folder"
+    name = _dataset_name(images_dir)
     info = DatasetInfo(name=name, title=name, class_names=class_names, palette=palette)
     names = _read_split_file(split_file) if split_file else None
     files = _pairs(
@@ -395,6 +395,16 @@ def folder(
         reduce_zero_label=reduce_zero_label,
         **options,
     )
+
+
+def _dataset_name(images_dir):
+    """The dataset's name in a preset and its model card: the folder's, or its parent's
+    when the folder is only called "images" ("my_data/images" -> "my_data")."""
+    folder = os.path.normpath(os.path.abspath(images_dir))
+    name = os.path.basename(folder)
+    if name.lower() in ("images", "image", "imgs", "img", "jpegimages"):
+        name = os.path.basename(os.path.dirname(folder)) or name
+    return name or "folder"
 
 
 def _folder_training_defaults(image_path):

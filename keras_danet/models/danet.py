@@ -291,6 +291,9 @@ class DANet(TrainingRecipe, InferenceMethods, PresetMetadata, FreeingFunctional,
         `metadata["preset"]`), it is a new preset: the loaded preset's name becomes
         `pretrained`, and its identity (description, source, Hub repo) and reported metrics
         stay with it, not with these weights; pass your own as `metadata={"metrics": ...}`.
+        A model that trained since it was loaded records that run as `training` (steps,
+        optimizer, schedule, the last epoch's loss and metrics: `training_run()`) in place
+        of the loaded preset's training record and scores.
 
         Example:
         >>> model.fit(train, epochs=10)
@@ -311,7 +314,9 @@ class DANet(TrainingRecipe, InferenceMethods, PresetMetadata, FreeingFunctional,
                 palette=[list(color) for color in info.palette],
             )
         record.update(metadata or {})
-        record = saving.record_to_save(self.preset_metadata, directory, record)
+        record = saving.record_to_save(
+            self.preset_metadata, directory, record, run=self.training_run()
+        )
         return saving.save_to_preset(self, directory, metadata=record, overwrite=overwrite)
 
     def get_classifier(self):

@@ -47,6 +47,7 @@ class InferenceMethods:
         self,
         images,
         *,
+        output="labels",
         mode=None,
         crop=None,
         stride=None,
@@ -59,20 +60,33 @@ class InferenceMethods:
         """Class maps of images, each at its own original resolution.
 
         `images` is one image or a list: file paths, PIL images or arrays (RGB, grayscale or
-        RGBA; uint8, 16-bit, or floats 0-255), each of any size, or a 4-D batch. Each is
-        segmented with this preset's test mode (whole image, or sliding windows with its crop
-        and stride, after its test resize), as mmseg evaluated it; `mode`, `crop`, `stride`
-        and `test_scale` override that. `multi_scale=True` averages the class probabilities
-        over mmseg's scales (and their mirror images with `flip`: True, False, "vertical"
-        or a list such as `["horizontal", "vertical"]`).
+        RGBA; uint8, 16-bit, or floats 0-255), each of any size, or a 4-D batch; or a folder
+        or a glob pattern ("photos/*.jpg") of image files. Each is segmented with this
+        preset's test mode (whole image, or sliding windows with its crop and stride, after
+        its test resize), as mmseg evaluated it; `mode`, `crop`, `stride` and `test_scale`
+        override that. `multi_scale=True` averages the class probabilities over mmseg's
+        scales (and their mirror images with `flip`: True, False, "vertical" or a list such
+        as `["horizontal", "vertical"]`).
 
-        Returns a `(H, W)` uint8 class map for one image, or a list of them.
+        `output` is what each image gives:
+        - "labels": a `(H, W)` uint8 class map;
+        - "probabilities": `(H, W, num_classes)` float32 class probabilities;
+        - "masks": a list of `{"label", "index", "score", "mask"}`, one per class present:
+          its name (`preset_metadata["class_names"]`), its index, its mean probability over
+          its pixels and a `(H, W)` bool mask; the shape of transformers' image-segmentation
+          pipeline, with NumPy masks.
+
+        Returns that for one image, a list for a list or a batch, and `{path: ...}` in
+        sorted order for a folder or a pattern.
 
         Example:
         >>> labels = model.segment("street.png")                 # (H, W) class indices
         >>> labels = model.segment(["a.jpg", "b.jpg"], multi_scale=True)
+        >>> for found in model.segment("street.png", output="masks"):
+        ...     print(found["label"], found["score"], found["mask"].sum())
+        >>> maps = model.segment("photos/")                      # {path: class map}
         """
         settings = inference.InferenceSettings.of(self, mode, crop, stride, test_scale)
         return inference.segment(
-            self, images, settings, multi_scale, ratios, flip, progress=progress
+            self, images, settings, multi_scale, ratios, flip, progress=progress, output=output
         )

@@ -82,12 +82,19 @@ _IDENTITY_KEYS = (
     "miou",
     "miou_ms_flip",
     "metrics",
+    "held_out",
 )
+# What describes how weights were made and what they scored: untrue once they trained on.
+_TRAINING_KEYS = ("training", "miou", "miou_ms_flip", "metrics", "held_out")
 
 
-def record_to_save(record, directory, metadata):
+def record_to_save(record, directory, metadata, run=None):
     """metadata.json's record for a model loaded with `record`, saved to `directory` with
-    `metadata` added: under a new name, a new preset that keeps only where it started from."""
+    `metadata` added: under a new name, a new preset that keeps only where it started from.
+
+    `run` is the model's training since it was loaded (`training_run()`), if any: it
+    replaces the loaded preset's training record and scores, which no longer describe
+    these weights (`metadata` may give the new scores)."""
     record = dict(record)  # the model's own stays as it was
     loaded = record.get("preset")
     name = metadata.get("preset") or os.path.basename(os.path.normpath(os.fspath(directory)))
@@ -95,6 +102,9 @@ def record_to_save(record, directory, metadata):
         record = {k: v for k, v in record.items() if k not in _IDENTITY_KEYS}
         record.setdefault("pretrained", loaded)
         record["preset"] = name
+    if run:
+        record = {k: v for k, v in record.items() if k not in _TRAINING_KEYS}
+        record["training"] = run
     record.update(metadata)
     return record
 

@@ -30,6 +30,7 @@ __all__ = [
     "get_data_adapter",
     "get_torch_dataloader",
     "has_distribution_strategy",
+    "learning_rate_of",
     "save_loss_in_compile_config",
     "scale_loss_for_distribution",
 ]
@@ -39,6 +40,15 @@ def additional_loss(model, loss):
     """A regularizer's or `add_loss()` term as Keras' `compute_loss` adds it (cast and, under
     a strategy, scaled): the overridden compute_loss keeps that behaviour."""
     return model._aggregate_additional_loss(loss)
+
+
+def learning_rate_of(optimizer):
+    """The learning rate `optimizer` was given, a schedule or a number (loss-scale wrappers
+    looked through): Keras keeps it as `_learning_rate`, and `optimizer.learning_rate` is
+    only the schedule's value at the current step."""
+    while optimizer is not None and hasattr(optimizer, "inner_optimizer"):
+        optimizer = optimizer.inner_optimizer
+    return getattr(optimizer, "_learning_rate", None)
 
 
 def has_distribution_strategy(model):

@@ -145,6 +145,38 @@ class TrainingRecipe:
             )
         return metric
 
+    def training_run(self):
+        """What this model's training since it was built or loaded did, for a preset's
+        metadata.json: steps, optimizer, learning-rate schedule, the last epoch's logs of
+        the last `fit`; None if it has taken no step.
+
+        Example:
+        >>> model.fit(train, epochs=10)
+        >>> model.training_run()["steps"], model.training_run()["final_loss"]
+        """
+        optimizer = getattr(self, "optimizer", None)  # absent until compile()
+        steps = 0 if optimizer is None else int(ops.convert_to_numpy(optimizer.iterations))
+        if steps == 0:
+            return None
+        rate = keras_internals.learning_rate_of(optimizer)
+        run = {"steps": steps, "optimizer": type(optimizer).__name__}
+        if isinstance(rate, keras.optimizers.schedules.LearningRateSchedule):
+            # NumPy numbers (a rate given as np.float32) as plain ones, for metadata.json.
+            config = {
+                key: value.item() if isinstance(value, np.generic) else value
+                for key, value in rate.get_config().items()
+            }
+            run["schedule"] = {"class": type(rate).__name__, **config}
+            run["learning_rate"] = config.get("initial_learning_rate")
+        else:
+            run["learning_rate"] = float(ops.convert_to_numpy(optimizer.learning_rate))
+        history = getattr(getattr(self, "history", None), "history", None) or {}
+        last = {name: values[-1] for name, values in history.items() if values}
+        if "loss" in last:
+            run["final_loss"] = round(float(last.pop("loss")), 6)
+        run.update({f"final_{name}": round(float(value), 6) for name, value in last.items()})
+        return run
+
     def get_compile_config(self):
         config = super().get_compile_config()
         # A saved model carries the training recipe, not how this machine ran its steps.

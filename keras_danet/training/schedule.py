@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from keras_danet.training import keras_internals
+
 
 @keras.saving.register_keras_serializable(package="keras_danet")
 class PolyDecay(keras.optimizers.schedules.PolynomialDecay):
@@ -94,7 +96,7 @@ def _inner(optimizer):
 
 def poly_schedule_of(optimizer):
     """The `PolyDecay` driving `optimizer` (loss-scale wrappers looked through), or None."""
-    schedule = getattr(_inner(optimizer), "_learning_rate", None)
+    schedule = keras_internals.learning_rate_of(optimizer)
     return schedule if isinstance(schedule, PolyDecay) else None
 
 

@@ -72,7 +72,14 @@ def test_fine_tune_a_preset_on_a_folder_dataset(tmp_path, tiny_preset):
     assert restored.preset_metadata["class_names"] == list(CLASSES)
     assert restored.preset_metadata["palette"] == [list(color) for color in PALETTE]
     with open(tmp_path / "my_danet" / "metadata.json") as file:
-        assert json.load(file)["dataset"] == "images"
+        record = json.load(file)
+    assert record["dataset"] == "mine"  # "mine/images": the folder, not "images"
+    # This run, not the converted checkpoint's: 8 epochs x 3 steps, its last loss.
+    run = record["training"]
+    assert run["steps"] == 24 and run["optimizer"] == "TorchSGD"
+    assert run["schedule"]["class"] == "PolyDecay" and run["learning_rate"] == 0.02
+    assert run["final_loss"] == pytest.approx(losses[-1], rel=1e-5)
+    assert record["pretrained"] == "tiny_cityscapes" and "metrics" not in record
 
 
 def test_saving_with_a_dataset_of_other_classes_is_refused(tmp_path, tiny_preset):

@@ -56,6 +56,17 @@ def test_predict_two_images_of_one_name_are_refused_before_any_work(photos, tmp_
     assert not (tmp_path / "o").exists()
 
 
+def test_a_failed_predict_leaves_no_output_folder(photos, tmp_path, capsys):
+    (tmp_path / "broken.png").write_bytes(b"not a picture")
+    out = tmp_path / "new_folder"
+    err = _fails(capsys, "predict", tmp_path / "broken.png", "--out", out)
+    assert "broken.png" in err and not out.exists()
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    _fails(capsys, "predict", tmp_path / "broken.png", "--out", mine)
+    assert mine.is_dir()  # a folder that was there stays
+
+
 def test_predict_never_overwrites_an_input_image(photos, capsys):
     before = (photos / "a.png").read_bytes()
     assert "is one of the input images" in _fails(

@@ -39,6 +39,23 @@ def test_save_then_load_gives_identical_outputs(tmp_path):
     )
 
 
+def test_a_fine_tune_records_its_own_run_not_its_parents(tmp_path):
+    # The bundled demo's record: its training script, 4800 steps, held-out scenes, mIoU.
+    from keras_danet.presets import saving
+    from keras_danet.presets.table import bundled_preset_folder
+
+    with open(os.path.join(bundled_preset_folder("danet_demo_shapes"), "metadata.json")) as file:
+        parent = json.load(file)
+    assert parent["training"]["steps"] == 4800 and "held_out" in parent and parent["miou"]
+    run = {"steps": 30, "optimizer": "TorchSGD", "final_loss": 0.4}
+    record = saving.record_to_save(parent, tmp_path / "cracks", {"dataset": "cracks"}, run)
+    assert record["training"] == run and record["pretrained"] == "danet_demo_shapes"
+    assert not {"held_out", "miou", "metrics", "description"} & set(record)
+    # Not trained since loading, saved under a new name: the same weights, same training.
+    copy = saving.record_to_save(parent, tmp_path / "copy", {})
+    assert copy["training"] == parent["training"] and "miou" not in copy
+
+
 def test_a_compiled_preset_keeps_the_recipe_but_not_the_machine_settings(tmp_path):
     model = _tiny_model()
     model.compile(learning_rate=0.02, steps_per_execution=2)
