@@ -119,20 +119,25 @@ def _parser():
     where = attention.add_mutually_exclusive_group(required=True)
     where.add_argument("--xy", type=_xy, help="query point X,Y (pixels from the top-left)")
     where.add_argument("--point", type=_point, help="query point Y,X (row, column), as --xy")
-    attention.add_argument("--preset", default="danet_demo_shapes")
+    attention.add_argument("--preset", default="danet_demo_shapes", help="preset, folder or hf://")
     attention.add_argument("--channel", type=int, default=0, help="CAM channel to show")
-    attention.add_argument("--out", default="attention.png")
+    attention.add_argument("--out", default="attention.png", help="the picture (PNG)")
 
     export = commands.add_parser(
         "export", help="a preset as an ONNX, SavedModel, LiteRT or OpenVINO model"
     )
     export.add_argument("--preset", default="danet_demo_shapes", help="preset, folder or hf://")
     export.add_argument(
-        "--format", choices=("onnx", "tf_saved_model", "litert", "openvino"), default="onnx"
+        "--format",
+        choices=("onnx", "tf_saved_model", "litert", "openvino"),
+        default="onnx",
+        help="the file format",
     )
     export.add_argument("--out", required=True, help="the file (a folder for tf_saved_model)")
     export.add_argument("--labels", action="store_true", help="also output the argmax")
-    export.add_argument("--dtype", choices=("float32", "uint8"), default="float32")
+    export.add_argument(
+        "--dtype", choices=("float32", "uint8"), default="float32", help="the input images' type"
+    )
     export.add_argument("--height", type=_positive, help="fix the input height")
     export.add_argument("--width", type=_positive, help="fix the input width")
     export.add_argument(
@@ -156,11 +161,11 @@ def _mode_arguments(parser):
 def _dataset_arguments(parser, default_split):
     parser.add_argument("--dataset", choices=DATASETS, required=True)
     parser.add_argument("--data-root", required=True, help="the dataset's root folder")
-    parser.add_argument("--split", default=default_split)
+    parser.add_argument("--split", default=default_split, help="the dataset's split")
     parser.add_argument("--images-dir", help="folder datasets: images (default ROOT/images)")
     parser.add_argument("--masks-dir", help="folder datasets: masks (default ROOT/masks)")
-    parser.add_argument("--img-suffix", default=".jpg")
-    parser.add_argument("--seg-map-suffix", default=".png")
+    parser.add_argument("--img-suffix", default=".jpg", help="folder datasets: image files' end")
+    parser.add_argument("--seg-map-suffix", default=".png", help="folder datasets: masks' end")
     parser.add_argument("--split-file", help="folder datasets: names of the split, one a line")
     parser.add_argument(
         "--classes",
@@ -340,16 +345,25 @@ def _described(model):
 
 @contextlib.contextmanager
 def _created_folder(folder):
-    """Makes `folder` if missing; if the work then fails, removes it again while empty, so
-    that a failed run leaves nothing behind (a folder that was there is never removed)."""
-    existed = os.path.isdir(folder)
+    """Makes `folder` and its missing parents; if the work then fails, removes those again
+    while empty, so that a failed run leaves nothing behind (a folder that was there is
+    never removed)."""
+    from keras_danet.atomic_files import output_path
+
+    folder = output_path(folder, "--out")
+    created, parent = [], folder
+    while parent and not os.path.isdir(parent):
+        created.append(parent)
+        parent = os.path.dirname(parent)
     os.makedirs(folder, exist_ok=True)
     try:
         yield
     except BaseException:
-        if not existed:
-            with contextlib.suppress(OSError):  # not empty: what was written stays
-                os.rmdir(folder)
+        for made in created:  # deepest first
+            try:
+                os.rmdir(made)
+            except OSError:  # not empty: what was written stays, and its parents
+                break
         raise
 
 

@@ -320,7 +320,8 @@ def image_files(images):
         return None
     path = os.fspath(images)
     if os.path.isdir(path):
-        found = [os.path.join(path, name) for name in os.listdir(path)]
+        # Hidden files (macOS' "._a.jpg" beside "a.jpg") are not images, as glob agrees.
+        found = [os.path.join(path, n) for n in os.listdir(path) if not n.startswith(".")]
         where = f"the folder {path}"
     elif any(character in path for character in "*?[") and not os.path.exists(path):
         found = glob.glob(path)

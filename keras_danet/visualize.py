@@ -135,7 +135,8 @@ def feature_position(point, image_shape, feature_shape):
     y, x = point
     if not (0 <= y < image_shape[0] and 0 <= x < image_shape[1]):
         raise ValueError(
-            f"The point {point} is outside the {image_shape[0]}x{image_shape[1]} image."
+            f"The point x={x}, y={y} is outside the {image_shape[0]}x{image_shape[1]} image "
+            "(height x width)."
         )
     return (
         min(int(y * feature_shape[0] / image_shape[0]), feature_shape[0] - 1),

@@ -114,6 +114,7 @@ def test_folders_and_patterns(model, tmp_path):
     for index, image in enumerate(images):
         Image.fromarray(image).save(tmp_path / f"scene_{index}.png")
     (tmp_path / "notes.txt").write_text("not an image")
+    (tmp_path / "._scene_0.png").write_bytes(b"macOS' resource fork, not an image")
     paths = [str(tmp_path / "scene_0.png"), str(tmp_path / "scene_1.png")]
     by_folder = model.segment(str(tmp_path))
     assert list(by_folder) == paths  # sorted, images only

@@ -77,7 +77,8 @@ class InferenceMethods:
           pipeline, with NumPy masks.
 
         Returns that for one image, a list for a list or a batch, and `{path: ...}` in
-        sorted order for a folder or a pattern.
+        sorted order for a folder or a pattern (all in memory: probabilities of a large
+        folder are better asked for a few files at a time).
 
         Example:
         >>> labels = model.segment("street.png")                 # (H, W) class indices

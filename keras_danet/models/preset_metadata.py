@@ -35,8 +35,11 @@ class PresetMetadata:
 
     def save_assets(self, dir_path):
         if self.preset_metadata:
+            # NumPy values (a palette given as an array) as lists; made whole before the
+            # file is opened, so a value JSON cannot hold fails the save, not half a file.
+            text = json.dumps(self.preset_metadata, indent=2, default=_plain)
             with open(os.path.join(dir_path, ASSET_FILE), "w") as file:
-                json.dump(self.preset_metadata, file, indent=2)
+                file.write(text)
 
     def load_assets(self, dir_path):
         # Keras passes None for a part of the model that saved no assets.
@@ -53,3 +56,9 @@ class PresetMetadata:
                 f"The .keras file's {ASSET_FILE} holds a {type(record).__name__}, not a record."
             )
         self.preset_metadata = record
+
+
+def _plain(value):
+    if hasattr(value, "tolist"):  # NumPy arrays and numbers
+        return value.tolist()
+    raise TypeError(f"preset_metadata holds a {type(value).__name__}, which JSON cannot hold.")

@@ -103,7 +103,14 @@ def record_to_save(record, directory, metadata, run=None):
         record.setdefault("pretrained", loaded)
         record["preset"] = name
     if run:
+        # Trained on: neither the release nor its scores describe these weights, even under
+        # the name they were loaded with (which then names the new weights, trained from
+        # the earlier ones).
         record = {k: v for k, v in record.items() if k not in _TRAINING_KEYS}
+        if loaded and loaded == name:
+            record = {k: v for k, v in record.items() if k not in _IDENTITY_KEYS}
+            record["preset"] = name
+            record.setdefault("pretrained", loaded)
         record["training"] = run
     record.update(metadata)
     return record

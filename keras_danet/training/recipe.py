@@ -38,6 +38,9 @@ class TrainingRecipe:
     _danet_loss = None
     # Loss-term trackers (listed by `metrics`), set whole by compile(); never mutated.
     _loss_terms = types.MappingProxyType({})
+    # Steps taken by `fit` on this object (not restored with weights, unlike the optimizer's
+    # iteration count, which a loaded compiled preset or .keras file brings back).
+    _steps_trained = 0
 
     def call(self, inputs, training=None, mask=None):
         # While training with DANetLoss, the model returns every head's logits (the dict of
@@ -146,7 +149,7 @@ class TrainingRecipe:
         return metric
 
     def training_run(self):
-        """What this model's training since it was built or loaded did, for a preset's
+        """What `fit` did to this model since it was built or loaded, for a preset's
         metadata.json: steps, optimizer, learning-rate schedule, the last epoch's logs of
         the last `fit`; None if it has taken no step.
 
@@ -154,12 +157,14 @@ class TrainingRecipe:
         >>> model.fit(train, epochs=10)
         >>> model.training_run()["steps"], model.training_run()["final_loss"]
         """
-        optimizer = getattr(self, "optimizer", None)  # absent until compile()
-        steps = 0 if optimizer is None else int(ops.convert_to_numpy(optimizer.iterations))
-        if steps == 0:
+        optimizer = getattr(self, "optimizer", None)
+        if not self._steps_trained or optimizer is None:
             return None
         rate = keras_internals.learning_rate_of(optimizer)
-        run = {"steps": steps, "optimizer": type(optimizer).__name__}
+        inner = getattr(optimizer, "inner_optimizer", None)  # mixed precision's loss scaling
+        run = {"steps": self._steps_trained, "optimizer": type(inner or optimizer).__name__}
+        if inner is not None:
+            run["loss_scale"] = True
         if isinstance(rate, keras.optimizers.schedules.LearningRateSchedule):
             # NumPy numbers (a rate given as np.float32) as plain ones, for metadata.json.
             config = {
@@ -171,7 +176,9 @@ class TrainingRecipe:
         else:
             run["learning_rate"] = float(ops.convert_to_numpy(optimizer.learning_rate))
         history = getattr(getattr(self, "history", None), "history", None) or {}
+        # Scalars only: a per-class metric (F1Score(average=None)) logs an array.
         last = {name: values[-1] for name, values in history.items() if values}
+        last = {name: value for name, value in last.items() if np.ndim(value) == 0}
         if "loss" in last:
             run["final_loss"] = round(float(last.pop("loss")), 6)
         run.update({f"final_{name}": round(float(value), 6) for name, value in last.items()})
@@ -280,8 +287,17 @@ class TrainingRecipe:
             callbacks.append(keras.callbacks.TerminateOnNaN(raise_error=True))
         if not any(isinstance(c, LossGrowthWarning) for c in callbacks):
             callbacks.append(LossGrowthWarning())
-        with input_errors(self, checked):
-            return super().fit(x, y, batch_size, epochs, verbose, callbacks, **options, **kw)
+        before = self._optimizer_steps()
+        try:
+            with input_errors(self, checked):
+                return super().fit(x, y, batch_size, epochs, verbose, callbacks, **options, **kw)
+        finally:  # an interrupted fit trained too
+            steps = self._steps_trained + self._optimizer_steps() - before
+            object.__setattr__(self, "_steps_trained", steps)
+
+    def _optimizer_steps(self):
+        optimizer = getattr(self, "optimizer", None)  # absent until compile()
+        return 0 if optimizer is None else int(ops.convert_to_numpy(optimizer.iterations))
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", **kw):
         """`keras.Model.evaluate`, with the labels and images of every batch checked as in

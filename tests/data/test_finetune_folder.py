@@ -62,6 +62,8 @@ def test_fine_tune_a_preset_on_a_folder_dataset(tmp_path, tiny_preset):
 
     model.save_to_preset(str(tmp_path / "my_danet"), dataset=train)
     restored = DANet.from_preset(str(tmp_path / "my_danet"))
+    # Compiled from the saved recipe with its optimizer's step count back, but not trained.
+    assert restored.training_run() is None
     image, _ = train.sample(0)
     expected = model.predict(image[None].astype("float32"), verbose=0)
     # Same weights; the trained model predicts eagerly (QUICK) and the restored one through a

@@ -58,9 +58,9 @@ def test_predict_two_images_of_one_name_are_refused_before_any_work(photos, tmp_
 
 def test_a_failed_predict_leaves_no_output_folder(photos, tmp_path, capsys):
     (tmp_path / "broken.png").write_bytes(b"not a picture")
-    out = tmp_path / "new_folder"
+    out = tmp_path / "new" / "folder"
     err = _fails(capsys, "predict", tmp_path / "broken.png", "--out", out)
-    assert "broken.png" in err and not out.exists()
+    assert "broken.png" in err and not (tmp_path / "new").exists()
     mine = tmp_path / "mine"
     mine.mkdir()
     _fails(capsys, "predict", tmp_path / "broken.png", "--out", mine)

@@ -76,7 +76,9 @@ def test_unreadable_files_are_named(model, scene, tmp_path, content, message):
 
 
 def test_a_directory_and_a_missing_path_are_named(model, tmp_path):
-    with pytest.raises(FileNotFoundError, match=f"No image file at {tmp_path}"):
+    # A folder is segmented file by file (test_segment.py); one without images is named.
+    (tmp_path / "notes.txt").write_text("no image here")
+    with pytest.raises(FileNotFoundError, match=f"No image file in the folder {tmp_path} "):
         model.segment(str(tmp_path))
     with pytest.raises(FileNotFoundError, match="No image file at .*nowhere.png"):
         model.segment(str(tmp_path / "nowhere.png"))

@@ -85,6 +85,9 @@ def test_config_lists_constructor_arguments_and_round_trips():
     assert clone.get_config() == config
 
 
+PALETTE = np.arange(15).reshape(5, 3).tolist()
+
+
 def test_keras_file_round_trip(tmp_path):
     model = _tiny(align_corners=True)
     # What the model knows travels too (model.save, ModelCheckpoint): before, load_model
@@ -95,12 +98,13 @@ def test_keras_file_round_trip(tmp_path):
         slide_stride=[16, 16],
         test_scale=[64, 40],
         class_names=["a", "b", "c", "d", "e"],
+        palette=np.arange(15).reshape(5, 3),  # NumPy values are written as lists
     )
     path = str(tmp_path / "tiny.keras")
     model.save(path)
     restored = keras.saving.load_model(path)
     assert isinstance(restored, DANet)
-    assert restored.preset_metadata == model.preset_metadata
+    assert restored.preset_metadata == {**model.preset_metadata, "palette": PALETTE}
     images = _images(1, 33, 41)
     np.testing.assert_array_equal(to_numpy(restored(images)), to_numpy(model(images)))
     expected = model.segment(images[0])

@@ -54,6 +54,10 @@ def test_a_fine_tune_records_its_own_run_not_its_parents(tmp_path):
     # Not trained since loading, saved under a new name: the same weights, same training.
     copy = saving.record_to_save(parent, tmp_path / "copy", {})
     assert copy["training"] == parent["training"] and "miou" not in copy
+    # Trained on and saved under the same name: the release's identity goes too.
+    again = saving.record_to_save(parent, tmp_path / "danet_demo_shapes", {}, run)
+    assert again["preset"] == again["pretrained"] == "danet_demo_shapes"
+    assert again["training"] == run and not {"description", "miou", "held_out"} & set(again)
 
 
 def test_a_compiled_preset_keeps_the_recipe_but_not_the_machine_settings(tmp_path):
