@@ -17,8 +17,6 @@ import numpy as np
 from keras_danet.constants import MULTI_SCALE_RATIOS
 from keras_danet.layers.bilinear_resize import resize_bilinear
 
-# mmseg's TTA ratios for every DANet config.
-
 
 @dataclasses.dataclass(frozen=True)
 class InferenceSettings:

@@ -43,11 +43,9 @@ def additional_loss(model, loss):
 
 
 def learning_rate_of(optimizer):
-    """The learning rate `optimizer` was given, a schedule or a number (loss-scale wrappers
-    looked through): Keras keeps it as `_learning_rate`, and `optimizer.learning_rate` is
-    only the schedule's value at the current step."""
-    while optimizer is not None and hasattr(optimizer, "inner_optimizer"):
-        optimizer = optimizer.inner_optimizer
+    """The learning rate `optimizer` was given, a schedule or a number: Keras keeps it as
+    `_learning_rate`, and `optimizer.learning_rate` is only the schedule's value at the
+    current step. (Pass a loss-scale wrapper's inner optimizer.)"""
     return getattr(optimizer, "_learning_rate", None)
 
 

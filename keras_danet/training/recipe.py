@@ -160,8 +160,8 @@ class TrainingRecipe:
         optimizer = getattr(self, "optimizer", None)
         if not self._steps_trained or optimizer is None:
             return None
-        rate = keras_internals.learning_rate_of(optimizer)
         inner = getattr(optimizer, "inner_optimizer", None)  # mixed precision's loss scaling
+        rate = keras_internals.learning_rate_of(inner or optimizer)
         run = {"steps": self._steps_trained, "optimizer": type(inner or optimizer).__name__}
         if inner is not None:
             run["loss_scale"] = True

@@ -96,7 +96,7 @@ def _inner(optimizer):
 
 def poly_schedule_of(optimizer):
     """The `PolyDecay` driving `optimizer` (loss-scale wrappers looked through), or None."""
-    schedule = keras_internals.learning_rate_of(optimizer)
+    schedule = keras_internals.learning_rate_of(_inner(optimizer))
     return schedule if isinstance(schedule, PolyDecay) else None
 
 
