@@ -244,11 +244,18 @@ class DANet(TrainingRecipe, InferenceMethods, PresetMetadata, FreeingFunctional,
         every other weight is kept (`reset_classifier`). A backbone preset
         ("resnet50_v1c") gives `DANet(num_classes=num_classes, backbone=handle)`.
 
+        The model comes compiled, ready for `fit`: with the training recipe saved in the
+        preset if it has one, else with `compile()`'s, mmseg's. Either way for a run that
+        starts now: the poly schedule's length is set by `fit` (epochs x steps), metrics
+        that count classes count the model's, and the optimizer's state is made by the first
+        training step (a model used for inference only holds no second copy of its
+        weights). `compile(...)` again to change the recipe.
+
         Example:
         >>> model = keras_danet.DANet.from_preset("danet_r101_cityscapes")
         >>> model = keras_danet.DANet.from_preset("danet_r50_ade20k", num_classes=4)
         """
-        model, name = loading.load_preset(
+        model, name, recipe = loading.load_preset(
             handle, mirror=mirror, cache_dir=cache_dir, progress=progress
         )
         if isinstance(model, ResNetV1c):
@@ -258,22 +265,23 @@ class DANet(TrainingRecipe, InferenceMethods, PresetMetadata, FreeingFunctional,
                     f"classes to train, DANet.from_preset({name!r}, num_classes=K) or "
                     f"DANet(num_classes=K, backbone={name!r})."
                 )
-            return cls(num_classes=num_classes, backbone=model)
-        if not isinstance(model, cls):
+            model, recipe = cls(num_classes=num_classes, backbone=model), None
+        elif not isinstance(model, cls):
             raise PresetError(f"{name} holds a {type(model).__name__}, not a {cls.__name__}.")
-        if num_classes is None:
-            return model
-        model.preset_metadata.setdefault("preset", name)
-        tuned = model.reset_classifier(num_classes)
-        if tuned is not model:
-            logger.info(
-                "Re-initialised %s for %d classes (the preset has %d); every other weight is "
-                "pretrained.",
-                ", ".join(tuned.get_classifier()),
-                tuned.num_classes,
-                model.num_classes,
-            )
-        return tuned
+        elif num_classes is not None:
+            model.preset_metadata.setdefault("preset", name)
+            tuned = model.reset_classifier(num_classes)
+            if tuned is not model:
+                logger.info(
+                    "Re-initialised %s for %d classes (the preset has %d); every other "
+                    "weight is pretrained.",
+                    ", ".join(tuned.get_classifier()),
+                    tuned.num_classes,
+                    model.num_classes,
+                )
+            model = tuned
+        model._compile_for_a_new_run(recipe)
+        return model
 
     def save_to_preset(self, directory, metadata=None, *, dataset=None, overwrite=False):
         """Writes this model as a preset folder (config.json, model.weights.h5, metadata.json).

@@ -192,7 +192,7 @@ class ResNetV1c(PresetMetadata, FreeingFunctional, keras.Model):
             raise TypeError(
                 f"{cls.__name__}.from_preset takes no num_classes: it has no classifier."
             )
-        model, name = loading.load_preset(
+        model, name, _ = loading.load_preset(  # a backbone alone is not trained: no recipe
             handle, mirror=mirror, cache_dir=cache_dir, progress=progress
         )
         backbone = getattr(model, "backbone", None)

@@ -11,6 +11,7 @@ import os
 import shutil
 import tempfile
 import time
+import typing
 
 import keras
 
@@ -44,11 +45,20 @@ def cache_root(cache_dir=None):
     return os.path.join(base, "keras_danet")
 
 
+class LoadedPreset(typing.NamedTuple):
+    """A preset as read: the model its config.json describes, with its weights and its
+    record as `preset_metadata`; the preset's name; its saved training recipe (config.json's
+    `compile_config`, as Keras serialised it), or None."""
+
+    model: keras.Model
+    name: str
+    recipe: dict | None
+
+
 def load_preset(handle, *, mirror=None, cache_dir=None, progress=True):
-    """`(model, name)`: the model a preset's config.json describes, with its weights and its
-    record as `preset_metadata`, and the preset's name. What a model class makes of it (a
-    DANet asked of a backbone preset, a backbone of a DANet preset) is that class's
-    `from_preset`'s business."""
+    """The `LoadedPreset` of a preset handle. What a model class makes of it (a DANet asked
+    of a backbone preset, a backbone of a DANet preset, whether and how it is compiled) is
+    that class's `from_preset`'s business."""
     folder, in_our_cache = resolve_preset(
         handle, mirror=mirror, cache_dir=cache_dir, progress=progress
     )
@@ -221,13 +231,13 @@ def convert_original_checkpoint(preset, url, directory, progress=True):
 
 
 def load_preset_folder(folder, discard_if_corrupt=False):
-    """`(model, name)` of a preset folder, built after its files are checked.
+    """The `LoadedPreset` of a preset folder, built after its files are checked.
 
     With `discard_if_corrupt` (a folder of our own cache), a damaged preset, whichever of
     its files is damaged, is deleted so that the next load fetches it anew.
     """
     try:
-        model, metadata = _load_checked(folder)
+        model, metadata, recipe = _load_checked(folder)
     except PresetError as error:
         if not discard_if_corrupt:
             raise
@@ -237,7 +247,7 @@ def load_preset_folder(folder, discard_if_corrupt=False):
         ) from error
     model.preset_metadata = _weights_metadata(metadata)
     name = model.preset_metadata.get("preset") or os.path.basename(os.path.normpath(folder))
-    return model, name
+    return LoadedPreset(model, name, recipe)
 
 
 # A reader that opened files of two different saves (another process re-saving the
@@ -281,7 +291,7 @@ def _load_checked(folder):
                         opened[WEIGHTS_FILE].seek(0)
                         shutil.copyfileobj(opened[WEIGHTS_FILE], out, 1 << 22)
                     _load_weights(model, paths, copy)
-            return model, metadata
+            return model, metadata, config.get("compile_config")
     raise PresetError(
         f"{folder} kept changing while it was read: another process is saving it over and "
         "over. Load it when the saves are done."
@@ -373,8 +383,11 @@ def _check_opened(paths, opened):
 
 def _build(paths, config):
     _check_config(paths[CONFIG_FILE], config)
+    # Built uncompiled: Keras would compile it with the saved recipe as it stood at the end of
+    # the run that saved it (and build the optimizer's slots: a second copy of the weights).
+    description = {key: value for key, value in config.items() if key != "compile_config"}
     try:
-        model = keras.saving.deserialize_keras_object(config, safe_mode=True)
+        model = keras.saving.deserialize_keras_object(description, safe_mode=True)
     except Exception as error:
         raise PresetError(f"{paths[CONFIG_FILE]} does not build a model: {error}") from error
     # Which class the caller wanted is settled by its from_preset: a DANet preset serves

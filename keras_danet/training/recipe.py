@@ -19,7 +19,12 @@ from keras_danet.training.input_check import check_arrays, checked_input, input_
 from keras_danet.training.loss import DANetLoss, as_label_map, check_label_size
 from keras_danet.training.mean_dice import MeanDice
 from keras_danet.training.optimizer import TorchSGD
-from keras_danet.training.schedule import PolyDecay, SetPolyHorizon, horizon_for
+from keras_danet.training.schedule import (
+    PolyDecay,
+    SetPolyHorizon,
+    horizon_for,
+    poly_schedule_of,
+)
 
 # compile() arguments that describe a machine, not a training recipe.
 EXECUTION_SETTINGS = ("jit_compile", "run_eagerly", "steps_per_execution")
@@ -118,16 +123,52 @@ class TrainingRecipe:
                 head: keras.metrics.Mean(name=f"{head}_loss") for head in danet_loss.head_weights
             }
         object.__setattr__(self, "_loss_terms", terms)
+
+    def _compile_for_a_new_run(self, recipe=None):
+        """`from_preset`'s rule: compiled with a preset's saved recipe (a `compile_config`,
+        as Keras serialises it), else with `compile()`'s, for a run that starts now.
+
+        The saved poly schedule's horizon was the finished run's, so it is left for `fit` to
+        set; metrics that count classes (mIoU, mDice) are made for this model's classes, which
+        `from_preset(num_classes=K)` may have changed; how the saving machine ran the steps
+        is dropped, as in `compile_from_config`.
+        """
+        if not recipe:
+            self.compile()
+            return
+        config = keras.saving.deserialize_keras_object(recipe)
+        for setting in EXECUTION_SETTINGS:
+            config.pop(setting, None)
+        schedule = poly_schedule_of(config.get("optimizer"))
+        if schedule is not None:
+            schedule.decay_steps = None
+        for key in ("metrics", "weighted_metrics"):
+            if config.get(key):
+                config[key] = [self._counting_these_classes(metric) for metric in config[key]]
+        self.compile(**config)
+
+    def _counting_these_classes(self, metric):
+        settings = metric.get_config() if isinstance(metric, keras.metrics.Metric) else {}
+        if "num_classes" not in settings or settings["num_classes"] == self.num_classes:
+            return metric
+        return type(metric).from_config({**settings, "num_classes": self.num_classes})
+
+    def _build_optimizer_before_tracing(self):
         if (
             keras.backend.backend() == "tensorflow"
             and not keras_internals.has_distribution_strategy(self)
-            and self.optimizer is not None
+            and getattr(self, "optimizer", None) is not None
             and not self.optimizer.built
         ):
             # Keras' TensorFlow trainer builds the optimizer inside the first traced step
             # when no strategy is set, and tf.function traces a step that creates variables
-            # twice: built here, the first step of fit traces once (29 s -> 16 s, tiny model).
+            # twice: built first, the first step traces once (29 s -> 16 s, tiny model). Not
+            # in compile(): a compiled model used for inference holds no optimizer state.
             self.optimizer.build(self.trainable_variables)
+
+    def train_on_batch(self, *args, **kwargs):
+        self._build_optimizer_before_tracing()
+        return super().train_on_batch(*args, **kwargs)
 
     def _named_metric(self, metric):
         """mmseg's metric names as Keras metrics over the epoch, label 255 ignored."""
@@ -287,6 +328,7 @@ class TrainingRecipe:
             callbacks.append(keras.callbacks.TerminateOnNaN(raise_error=True))
         if not any(isinstance(c, LossGrowthWarning) for c in callbacks):
             callbacks.append(LossGrowthWarning())
+        self._build_optimizer_before_tracing()
         before = self._optimizer_steps()
         try:
             with input_errors(self, checked):

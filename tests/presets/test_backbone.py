@@ -154,6 +154,7 @@ def test_by_name_from_the_cache_and_from_preset_with_classes(converted, monkeypa
     for ours, theirs in zip(model.backbone.weights, same.backbone.weights, strict=True):
         np.testing.assert_array_equal(to_numpy(ours), to_numpy(theirs))
     assert same.num_classes == 5 and same.head_channels == 512  # mmseg's head widths
+    assert same.compiled and not model.compiled  # from_preset compiles, a constructor not
     with pytest.raises(PresetError, match="is an ImageNet backbone, with no classifier"):
         DANet.from_preset("resnet50_v1c")
     with pytest.raises(ValueError, match="depth=101, but the backbone given has depth=50"):

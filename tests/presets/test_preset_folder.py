@@ -8,7 +8,10 @@ import pytest
 
 from keras_danet import DANet, PresetError
 from keras_danet.presets.files import sha256_file
+from keras_danet.training import TorchSGD
+from keras_danet.training.schedule import horizon_for, poly_schedule_of
 from tests.conftest import TINY, to_numpy
+from tests.helpers import StopAtTrainBegin
 
 
 def _tiny_model():
@@ -77,6 +80,28 @@ def test_a_compiled_preset_keeps_the_recipe_but_not_the_machine_settings(tmp_pat
     umask = os.umask(0o022)
     os.umask(umask)
     assert os.stat(folder).st_mode & 0o777 == 0o777 & ~umask
+
+
+@pytest.mark.parametrize("num_classes", [None, 3])
+def test_from_preset_always_comes_compiled_for_a_new_run(tmp_path, num_classes):
+    plain = _tiny_model().save_to_preset(tmp_path / "plain")  # saved uncompiled
+    trained = _tiny_model()
+    trained.compile(learning_rate=0.02, max_iterations=500, metrics=["mIoU", "mDice"])
+    recipe = trained.save_to_preset(tmp_path / "trained")
+    images, labels = _images().repeat(2, 0), np.zeros((2, 40, 48), "int32")
+    for folder, rate, metrics in ((plain, 0.01, 1), (recipe, 0.02, 2)):
+        model = DANet.from_preset(folder, num_classes=num_classes)
+        assert model.compiled and isinstance(model.optimizer, TorchSGD), folder
+        assert not model.optimizer.built  # no optimizer state until the first step
+        schedule = poly_schedule_of(model.optimizer)
+        # The saved horizon (500 steps) was the finished run's: fit sets this run's.
+        assert schedule.initial_learning_rate == pytest.approx(rate)
+        assert schedule.decay_steps is None
+        counted = [m["config"]["num_classes"] for m in model.get_compile_config()["metrics"]]
+        assert counted == [num_classes or 5] * metrics  # mIoU (and mDice) count these classes
+        with pytest.raises(StopAtTrainBegin.Stopped):
+            model.fit(images, labels, batch_size=1, epochs=3, callbacks=[StopAtTrainBegin()])
+        assert schedule.decay_steps == horizon_for(3 * 2)
 
 
 def test_saving_again_replaces_the_folder_and_leaves_no_temporary_files(tmp_path):
