@@ -6,6 +6,9 @@ trailing space there, and so here.
 """
 
 import dataclasses
+import difflib
+
+import numpy as np
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,10 +35,6 @@ class DatasetInfo:
         >>> info.class_names, info.palette
         (('road', 'car'), ((128, 64, 128), (0, 0, 142)))
         """
-        import difflib
-
-        import numpy as np
-
         if isinstance(classes, str):
             raise ValueError(
                 f"classes is a list of names, not the string {classes!r}; did you mean "

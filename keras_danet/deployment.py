@@ -17,6 +17,8 @@ import tempfile
 import keras
 
 from keras_danet import quantization
+from keras_danet.config import tracing_for_export
+from keras_danet.models import DANet
 
 FORMATS = {
     "tf_saved_model": "",
@@ -71,8 +73,6 @@ def export(
     images = quantization.calibration_images(calibration, dtype, size) if int8 else None
     with tempfile.TemporaryDirectory(prefix="keras-danet-export-") as staging:
         if keras.backend.backend() == "tensorflow":
-            from keras_danet.models import DANet
-
             if not isinstance(model, keras.Model):
                 model = DANet.from_preset(model, progress=False)
 
@@ -176,8 +176,6 @@ def _export_in_tensorflow(preset, target, format, labels, dtype, size):
 
 
 def _export_here(model, target, format, labels, dtype, size):
-    from keras_danet.config import tracing_for_export
-
     serving = _serving_model(model, labels, dtype)
     height, width = size or (None, None)
     spec = keras.InputSpec(shape=(None, height, width, 3), dtype=dtype, name="images")
@@ -212,8 +210,6 @@ class _ArgMax(keras.layers.Layer):
 def _main(argv):
     """The TensorFlow process of `_export_in_tensorflow`."""
     preset, target, format, dtype, outputs, *size = argv
-    from keras_danet.models import DANet
-
     model = DANet.from_preset(preset, progress=False)
     size = tuple(int(v) for v in size) or None
     _export_here(model, target, format, outputs == "labels", dtype, size)

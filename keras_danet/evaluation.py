@@ -3,6 +3,7 @@
 import time
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from keras_danet.constants import MULTI_SCALE_RATIOS
 from keras_danet.inference import InferenceSettings, class_scores, flip_directions
@@ -71,8 +72,6 @@ def evaluate(
     >>> print(result)                      # per-class table, then aAcc / mIoU / mAcc
     >>> result.save_json("cityscapes_val.json")
     """
-    from tqdm.auto import tqdm
-
     settings = InferenceSettings.of(model, mode, crop, stride, test_scale)
     if class_names is None:
         info = getattr(data, "info", None)

@@ -10,6 +10,8 @@ holder deleted it meanwhile, it tries again on the new file.
 import contextlib
 import os
 
+from filelock import FileLock
+
 try:
     import fcntl
 except ImportError:  # Windows: filelock's lock there deletes its file itself
@@ -26,8 +28,6 @@ def exclusive_lock(path):
     ...     convert()
     """
     if fcntl is None:
-        from filelock import FileLock
-
         with FileLock(path):
             yield
         return

@@ -10,11 +10,17 @@ window), then resized back bilinearly to the original size, where metrics are ta
 """
 
 import dataclasses
+import glob
 import os
 
 import numpy as np
+from keras import ops
+from tqdm.auto import tqdm
 
 from keras_danet.constants import MULTI_SCALE_RATIOS
+from keras_danet.data.augmentation import rescaled_size
+from keras_danet.data.images import opencv
+from keras_danet.image_input import as_rgb
 from keras_danet.layers.bilinear_resize import resize_bilinear
 
 
@@ -75,9 +81,6 @@ class InferenceSettings:
 
 def rescale(image, target):
     """mmcv's `imrescale(image, target)`: the largest size within `target`, ratio kept."""
-    from keras_danet.data.augmentation import rescaled_size
-    from keras_danet.data.images import opencv
-
     height, width = rescaled_size(image.shape[0], image.shape[1], target)
     if (height, width) == image.shape[:2]:
         return image
@@ -139,8 +142,6 @@ def slide_logits(model, image, crop, stride, window_batch_size=2):
 def _resize_logits(logits, size, align_corners):
     if tuple(logits.shape[:2]) == tuple(size):
         return logits
-    from keras import ops
-
     resized = resize_bilinear(logits[None], tuple(size), align_corners)
     return np.asarray(ops.convert_to_numpy(resized))[0]
 
@@ -282,10 +283,6 @@ def segment(
 ):
     """Class maps (or probabilities, or named masks) at each image's own size; see
     `DANet.segment`."""
-    from tqdm.auto import tqdm
-
-    from keras_danet.image_conversion import as_rgb
-
     if output not in OUTPUTS:
         raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}.")
     settings = settings or InferenceSettings.of(model)
@@ -312,8 +309,6 @@ def image_files(images):
     """The image files of a folder or a glob pattern, sorted; None for anything else (a
     path to one file, an array, a list). An empty folder or a pattern that matches no image
     is an error that names it."""
-    import glob
-
     if not isinstance(images, (str, os.PathLike)):
         return None
     path = os.fspath(images)

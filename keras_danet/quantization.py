@@ -16,6 +16,8 @@ import os
 
 import numpy as np
 
+from keras_danet.data.images import DataError, opencv, read_image
+
 INT8_FORMATS = ("onnx", "openvino")
 
 
@@ -57,8 +59,6 @@ def calibration_images(calibration, dtype, size=None):
         if not np.isfinite(image).all():
             raise ValueError(f"Calibration image {index} holds NaN or infinite values.")
         if size is not None and tuple(image.shape[:2]) != tuple(size):
-            from keras_danet.data.images import opencv
-
             cv2 = opencv()
             image = cv2.resize(
                 image.astype(np.float32), (size[1], size[0]), interpolation=cv2.INTER_LINEAR
@@ -70,8 +70,6 @@ def calibration_images(calibration, dtype, size=None):
 
 
 def _read_folder(folder):
-    from keras_danet.data.images import DataError, read_image
-
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"The calibration folder {folder} does not exist.")
     suffixes = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")

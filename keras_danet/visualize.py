@@ -6,13 +6,15 @@ for a channel, the channel-attention-enhanced feature map.
 
 Example:
 >>> labels = model.segment("street.png")
->>> image = keras_danet.image_conversion.as_rgb("street.png")
+>>> image = keras_danet.image_input.as_rgb("street.png")
 >>> save_png("overlay.png", overlay_with_legend(image, labels, palette, class_names))
 """
 
 import os
 
+import keras
 import numpy as np
+from keras import ops
 
 from keras_danet.atomic_files import atomic_write_path
 from keras_danet.constants import IGNORE_INDEX
@@ -122,8 +124,6 @@ def save_label_png(path, labels, palette):
 
 def _attention_features(model, image):
     """PAM's input and CAM's output for one image, at the backbone's output stride."""
-    import keras
-
     pam, cam = model.get_layer("pam"), model.get_layer("cam")
     probe = keras.Model(model.input, [pam.input, cam.output])
     features, enhanced = probe.predict_on_batch(np.asarray(image, np.float32)[None])
@@ -166,8 +166,6 @@ def position_attention_map(model, image, point=None, *, xy=None):
     pam, features, _ = _attention_features(model, image)
     rows, columns = features.shape[1:3]
     cell = feature_position(point, np.shape(image)[:2], (rows, columns))
-    from keras import ops
-
     attention = pam.attention_for(features, [cell[0] * columns + cell[1]])
     return np.asarray(ops.convert_to_numpy(attention)).reshape(rows, columns), cell
 

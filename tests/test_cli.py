@@ -167,15 +167,29 @@ def test_malformed_options_are_refused_by_argparse(capsys):
 
 
 @pytest.mark.one_backend
-def test_console_script_with_backend_option():
-    # The installed entry point, in a fresh process, on this test run's backend.
+def test_console_script_runs_on_the_backend_option_not_the_environments():
+    # The installed entry point, in a fresh process whose environment names another backend:
+    # importing keras_danet imports Keras on that one, so the command starts again on ours.
     executable = os.path.join(os.path.dirname(sys.executable), "keras-danet")
     backend = keras.backend.backend()
+    other = "jax" if backend != "jax" else "torch"
     result = subprocess.run(
-        [executable, "--backend", backend, "presets"], capture_output=True, text=True, timeout=300
+        [executable, "--backend", backend, "--version"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, KERAS_BACKEND=other),
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "danet_demo_shapes" in result.stdout
+    assert result.stdout.strip().endswith(f" on {backend}"), result.stdout
+
+
+def test_another_backend_inside_a_running_process_is_a_clear_error(capsys):
+    other = "jax" if keras.backend.backend() != "jax" else "torch"
+    assert main(["--backend", other, "presets"]) == 2
+    assert f"Keras already runs on {keras.backend.backend()}" in capsys.readouterr().err
+    assert main(["--backend", keras.backend.backend(), "--version"]) == 0
+    assert capsys.readouterr().out.startswith("keras-danet ")
 
 
 @pytest.mark.parametrize(

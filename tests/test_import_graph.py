@@ -157,3 +157,46 @@ def test_private_keras_is_imported_in_one_place():
             if any(name == "keras.src" or name.startswith("keras.src.") for name in names):
                 importers.add(module)
     assert importers == {"keras_danet.training.keras_internals"}
+
+
+# The only packages imported inside functions, and why. Everything else, the package's own
+# modules included, is imported at the top of the module that uses it: no import is
+# deferred to dodge a loop (there is none, see above).
+IMPORTED_INSIDE_FUNCTIONS = {
+    # Optional dependencies (extras): a module works without them until the function that
+    # needs one runs, and then says which extra to install.
+    "tensorflow": "the tensorflow extra: tf.data input, the graph an export traces",
+    "torch": "the torch extra: reading .pth checkpoints; PyTorch's own conv2d on its backend",
+    "cv2": "the data extra: OpenCV decodes and resizes images as mmcv does",
+    "PIL": "the image extra: reading and writing PNG and JPEG files",
+    "matplotlib": "the plot extra: attention pictures",
+    "openvino": "the deploy extra: OpenVINO's int8 quantisation",
+    "onnxruntime": "the deploy extra: ONNX Runtime's int8 quantisation",
+    # A core dependency that reads its settings (HF_HUB_OFFLINE, HF_ENDPOINT, HF_HOME) when
+    # imported: imported at first use, settings made after `import keras_danet` count.
+    "huggingface_hub": "reads its environment settings when imported",
+}
+
+
+def test_imports_inside_functions_are_the_listed_optional_ones():
+    found = {}
+    for module, path in _modules().items():
+        with open(path) as file:
+            tree = ast.parse(file.read(), path)
+        for function in ast.walk(tree):
+            if not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            for node in ast.walk(function):
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom):
+                    names = [node.module or "."]  # a relative import would show as "."
+                else:
+                    continue
+                for name in names:
+                    found.setdefault(name.split(".")[0], set()).add(module)
+    assert {"cv2", "tensorflow", "torch"} <= set(found)  # the reader sees them
+    unlisted = {
+        name: modules for name, modules in found.items() if name not in IMPORTED_INSIDE_FUNCTIONS
+    }
+    assert unlisted == {}

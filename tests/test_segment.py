@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from keras_danet import data
-from keras_danet.image_conversion import as_rgb
+from keras_danet.image_input import as_rgb
 from keras_danet.inference import InferenceSettings, slide_logits
 from tests.helpers import attentive_tiny_model
 

@@ -18,8 +18,8 @@ import logging
 import os
 import sys
 
-from keras_danet.presets.loading import convert_original_checkpoint
 from keras_danet.presets.model_card import model_card as presets_model_card
+from keras_danet.presets.resolution import convert_original_checkpoint
 from keras_danet.presets.sources import MmsegCheckpoint
 from keras_danet.presets.table import ALIASES, PRESETS, checkpoint_url, markdown_table
 

@@ -6,6 +6,8 @@ that a model has to look at more than one pixel, and the object outlines are lab
 (ignored), as VOC's boundaries are. NumPy only: it runs anywhere the package does.
 """
 
+import os
+
 import numpy as np
 
 from keras_danet.constants import IGNORE_INDEX
@@ -103,8 +105,6 @@ def save_synthetic_scenes(directory, count, height=64, width=96, seed=0, val_fra
     >>> train = keras_danet.data.folder("scenes/images", "scenes/masks", ".png", ".png",
     ...     split_file="scenes/train.txt", class_names=SYNTHETIC_SCENES.class_names)
     """
-    import os
-
     from PIL import Image
 
     images, labels = synthetic_scenes(count, height, width, seed)

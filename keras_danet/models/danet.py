@@ -12,7 +12,7 @@ import keras
 
 from keras_danet.constants import IMAGENET_MEAN, IMAGENET_STD
 from keras_danet.layers import BilinearResize, ImageNormalization
-from keras_danet.models.graph_execution import FreeingFunctional
+from keras_danet.models.freeing_functional import FreeingFunctional
 from keras_danet.models.heads import CLASSIFIER_LAYERS, da_head, main_classifier, training_heads
 from keras_danet.models.inference_methods import InferenceMethods
 from keras_danet.models.preset_metadata import PresetMetadata
@@ -244,12 +244,9 @@ class DANet(TrainingRecipe, InferenceMethods, PresetMetadata, FreeingFunctional,
         every other weight is kept (`reset_classifier`). A backbone preset
         ("resnet50_v1c") gives `DANet(num_classes=num_classes, backbone=handle)`.
 
-        The model comes compiled, ready for `fit`: with the training recipe saved in the
-        preset if it has one, else with `compile()`'s, mmseg's. Either way for a run that
-        starts now: the poly schedule's length is set by `fit` (epochs x steps), metrics
-        that count classes count the model's, and the optimizer's state is made by the first
-        training step (a model used for inference only holds no second copy of its
-        weights). `compile(...)` again to change the recipe.
+        It comes compiled for a new run, with the preset's saved recipe, else mmseg's
+        (`compile()`): `fit` sets the schedule's length, metrics count the model's classes,
+        and the optimizer's state waits for the first step (none for inference).
 
         Example:
         >>> model = keras_danet.DANet.from_preset("danet_r101_cityscapes")
@@ -293,15 +290,12 @@ class DANet(TrainingRecipe, InferenceMethods, PresetMetadata, FreeingFunctional,
         refused unless `overwrite=True`; even then nothing else in it is touched. Returns
         the folder's absolute path. `keras_danet.upload_preset` shares it on the Hub.
 
-        metadata.json keeps what the model was loaded with (`preset_metadata`), then the
-        class names and palette of `dataset` (a `keras_danet.data` dataset or a
-        `DatasetInfo`), then `metadata`. Saved under a new name (the folder's, or
-        `metadata["preset"]`), it is a new preset: the loaded preset's name becomes
-        `pretrained`, and its identity (description, source, Hub repo) and reported metrics
-        stay with it, not with these weights; pass your own as `metadata={"metrics": ...}`.
-        A model that trained since it was loaded records that run as `training` (steps,
-        optimizer, schedule, the last epoch's loss and metrics: `training_run()`) in place
-        of the loaded preset's training record and scores.
+        metadata.json keeps `preset_metadata`, then the class names and palette of `dataset`
+        (a `keras_danet.data` dataset or a `DatasetInfo`), then `metadata`. Under a new name
+        (the folder's, or `metadata["preset"]`) it is a new preset: the loaded one becomes
+        `pretrained`, and its identity and reported metrics stay with it (pass your own as
+        `metadata={"metrics": ...}`). A model trained since it was loaded records that run
+        (`training_run()`) as `training`, in place of the loaded preset's and its scores.
 
         Example:
         >>> model.fit(train, epochs=10)

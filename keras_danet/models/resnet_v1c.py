@@ -4,7 +4,7 @@ import keras
 
 from keras_danet.layers.batch_normalization import TorchBatchNormalization
 from keras_danet.layers.conv2d import Conv2D
-from keras_danet.models.graph_execution import FreeingFunctional
+from keras_danet.models.freeing_functional import FreeingFunctional
 from keras_danet.models.preset_metadata import PresetMetadata
 from keras_danet.presets import PRESETS, PresetError, loading, registry, saving
 

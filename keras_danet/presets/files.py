@@ -1,9 +1,12 @@
 """File helpers for presets: hashing and verified downloads."""
 
 import hashlib
+import json
 import os
 import urllib.error
 import urllib.request
+
+from tqdm.auto import tqdm
 
 from keras_danet.atomic_files import atomic_write_path
 
@@ -31,7 +34,6 @@ def download(url, destination, sha256_prefix=None, progress=True):
     The bytes go to a temporary file beside `destination` and are hashed on the way; only a
     file whose sha256 starts with `sha256_prefix` is renamed into place.
     """
-    from tqdm.auto import tqdm  # a dependency of huggingface_hub
 
     try:
         response = urllib.request.urlopen(url, timeout=60)
@@ -62,8 +64,6 @@ def download(url, destination, sha256_prefix=None, progress=True):
 
 def read_json(path):
     """A JSON file's content; `PresetError` naming the file if it is missing or not JSON."""
-    import json
-
     try:
         with open(path, encoding="utf-8") as file:
             return json.load(file)

@@ -5,6 +5,7 @@ import os
 
 from keras_danet.atomic_files import atomic_write_path
 from keras_danet.presets.files import PresetError
+from keras_danet.presets.loading import verify_preset_folder
 from keras_danet.presets.model_card import model_card
 from keras_danet.presets.preset import Preset
 from keras_danet.presets.saving import MODEL_CARD_FILE, PRESET_FILES
@@ -30,6 +31,7 @@ def upload_preset(uri, folder, *, token=None, private=None, commit_message=None,
     >>> keras_danet.upload_preset("hf://my-name/danet-potholes", "my_danet")
     'hf://my-name/danet-potholes@5d0c...'
     """
+    # Imported here: huggingface_hub reads its settings (HF_ENDPOINT...) when imported.
     from huggingface_hub import HfApi, errors
     from huggingface_hub.utils import validate_repo_id
 
@@ -39,8 +41,6 @@ def upload_preset(uri, folder, *, token=None, private=None, commit_message=None,
     except errors.HFValidationError as error:
         raise PresetError(f"{uri} does not name a Hub repo: {error}") from None
     folder = os.path.abspath(os.fspath(folder))
-    from keras_danet.presets.loading import verify_preset_folder
-
     metadata = verify_preset_folder(folder)
     _write_model_card(folder, metadata, uri)
 

@@ -3,7 +3,7 @@
 Keras 3.15 has no public way to do these. When an upgrade moves one of them, this file is
 where it breaks (tests/training run each on all three backends); nothing else in the package
 imports `keras.src` or reads a private attribute of `keras.Model` for training.
-(`models/graph_execution.py` overrides the functional graph's runner for memory; it falls back
+(`models/freeing_functional.py` overrides the functional graph's runner for memory; it falls back
 to Keras' own loop when that moves.)
 """
 

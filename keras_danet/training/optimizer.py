@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from keras_danet.training.schedule import PolyDecay
+
 
 @keras.saving.register_keras_serializable(package="keras_danet")
 class TorchSGD(keras.optimizers.Optimizer):
@@ -57,8 +59,6 @@ class TorchSGD(keras.optimizers.Optimizer):
         self.nesterov = bool(nesterov)
 
     def build(self, variables):
-        from keras_danet.training.schedule import PolyDecay
-
         if self.built:
             return
         super().build(variables)

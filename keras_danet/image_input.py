@@ -5,6 +5,8 @@ import os
 
 import numpy as np
 
+from keras_danet.data.images import read_image
+
 logger = logging.getLogger("keras_danet")
 
 
@@ -90,8 +92,6 @@ def _read(path):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No image file at {path}.")
     try:
-        from keras_danet.data.images import read_image
-
         return read_image(path)
     except ImportError:  # no OpenCV: Pillow, which decodes PNG identically
         from PIL import Image, UnidentifiedImageError
