@@ -176,14 +176,15 @@ def attention(args):
 
 def segment(args):
     import keras_danet
-    from keras_danet.inference import InferenceSettings, predict_logits
+    from keras_danet.inference import predict_logits
+    from keras_danet.presets import TestSettings
 
     model = keras_danet.DANet(num_classes=19, depth=args.depth)
     image = np.random.default_rng(0).uniform(0, 255, (*args.size, 3)).astype("float32")
     if args.mode == "slide":
-        settings = InferenceSettings("slide", args.crop, args.stride)
+        settings = TestSettings("slide", args.crop, args.stride)
     else:
-        settings = InferenceSettings("whole")
+        settings = TestSettings("whole")
     times = timed(lambda: predict_logits(model, image, settings), args.runs)
     return {"times": times, "mode": settings.describe()}
 

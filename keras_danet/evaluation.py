@@ -6,8 +6,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from keras_danet.constants import MULTI_SCALE_RATIOS
-from keras_danet.inference import InferenceSettings, class_scores, flip_directions
+from keras_danet.inference import class_scores, flip_directions
 from keras_danet.metrics import SegmentationMetrics
+from keras_danet.presets.preset import TestSettings
 
 
 def _samples(data):
@@ -52,7 +53,7 @@ def evaluate(
     """mmseg's metrics (aAcc, mIoU, mAcc, per class) of `model` on `data`.
 
     Each image is segmented at its original resolution with the preset's test mode (whole,
-    or slide with its crop and stride; `model.preset_metadata`), or the `mode`, `crop`,
+    or slide with its crop and stride; `model.preset.test`), or the `mode`, `crop`,
     `stride` and `test_scale` given; `multi_scale=True` adds mmseg's multi-scale + flip
     test. Predictions and labels are counted over the whole dataset, 255 ignored.
 
@@ -72,12 +73,12 @@ def evaluate(
     >>> print(result)                      # per-class table, then aAcc / mIoU / mAcc
     >>> result.save_json("cityscapes_val.json")
     """
-    settings = InferenceSettings.of(model, mode, crop, stride, test_scale)
+    settings = TestSettings.of(model, mode, crop, stride, test_scale)
     if class_names is None:
         info = getattr(data, "info", None)
         class_names = getattr(info, "class_names", None)
-        if class_names is None:
-            class_names = model.preset_metadata.get("class_names")
+        if class_names is None and model.preset.dataset is not None:
+            class_names = model.preset.dataset.class_names
     if class_names is not None and len(class_names) != model.num_classes:
         raise ValueError(
             f"{len(class_names)} class names for a model of {model.num_classes} classes."

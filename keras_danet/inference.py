@@ -9,7 +9,6 @@ keep_ratio=True)`, OpenCV bilinear), the logits are computed on that (whole, or 
 window), then resized back bilinearly to the original size, where metrics are taken.
 """
 
-import dataclasses
 import glob
 import os
 
@@ -22,61 +21,7 @@ from keras_danet.data.augmentation import rescaled_size
 from keras_danet.data.images import opencv
 from keras_danet.image_input import as_rgb
 from keras_danet.layers.bilinear_resize import resize_bilinear
-
-
-@dataclasses.dataclass(frozen=True)
-class InferenceSettings:
-    """How a set of weights is evaluated (mmseg's `test_cfg` and test resize).
-
-    Args:
-        mode: "whole", or "slide" over `crop`-sized windows every `stride` pixels.
-        crop, stride: `(height, width)` of the windows and of their steps (slide mode).
-        test_scale: mmseg's test `Resize` scale, `(long, short)` edges the image is resized
-            to fit, ratio kept (Cityscapes `(2048, 1024)`, ADE20K and VOC `(2048, 512)`);
-            None keeps the image's size.
-
-    Example:
-    >>> settings = InferenceSettings("slide", crop=(769, 769), stride=(513, 513))
-    """
-
-    mode: str = "whole"
-    crop: tuple | None = None
-    stride: tuple | None = None
-    test_scale: tuple | None = None
-
-    def __post_init__(self):
-        if self.mode not in ("whole", "slide"):
-            raise ValueError(f"mode must be 'whole' or 'slide', got {self.mode!r}.")
-        if self.mode == "slide" and not (self.crop and self.stride):
-            raise ValueError("slide mode needs crop=(height, width) and stride=(height, width).")
-        for name in ("crop", "stride", "test_scale"):
-            value = getattr(self, name)
-            if value is not None:
-                value = tuple(int(v) for v in value)
-                if len(value) != 2 or min(value) < 1:
-                    raise ValueError(f"{name} must be two positive integers, got {value}.")
-                object.__setattr__(self, name, value)
-
-    @classmethod
-    def of(cls, model, mode=None, crop=None, stride=None, test_scale=None):
-        """The settings of `model`'s preset (its metadata), each overridden where given."""
-        metadata = getattr(model, "preset_metadata", {}) or {}
-        if mode is None:
-            mode = metadata.get("test_mode", "whole")
-        if mode == "slide":
-            crop = crop or metadata.get("slide_crop")
-            stride = stride or metadata.get("slide_stride")
-        if test_scale is None:
-            test_scale = metadata.get("test_scale")
-        return cls(mode, crop, stride, test_scale)
-
-    def describe(self):
-        text = self.mode
-        if self.mode == "slide":
-            text += f" {self.crop[0]}x{self.crop[1]} every {self.stride[0]}x{self.stride[1]}"
-        if self.test_scale:
-            text += f", test scale {self.test_scale[0]}x{self.test_scale[1]}"
-        return text
+from keras_danet.presets.preset import TestSettings
 
 
 def rescale(image, target):
@@ -155,9 +100,9 @@ def _logits_of_view(model, view, settings, window_batch_size):
 def predict_logits(model, image, settings=None, window_batch_size=2):
     """Logits at the image's size by mmseg's single-scale test: resize to the test scale,
     whole or slide inference, resize back (bilinear, the model's `align_corners`)."""
-    settings = settings or InferenceSettings.of(model)
+    settings = settings or TestSettings.of(model)
     image = np.asarray(image)
-    view = rescale(image, settings.test_scale) if settings.test_scale else image
+    view = rescale(image, settings.scale) if settings.scale else image
     logits = _logits_of_view(model, view, settings, window_batch_size)
     return _resize_logits(logits, image.shape[:2], model.align_corners)
 
@@ -216,23 +161,23 @@ def multi_scale_flip_probabilities(
     mmseg's `RandomFlip(prob=1.0, direction=...)` views in its `TestTimeAug`.
 
     `ratios_of="image"` scales the original image by each ratio, as mmseg 1.x does;
-    `ratios_of="test_scale"` resizes it to fit `settings.test_scale` x ratio, as mmseg 0.x
+    `ratios_of="test_scale"` resizes it to fit `settings.scale` x ratio, as mmseg 0.x
     did when the published multi-scale numbers were computed (the same for 1024x2048
     Cityscapes frames; different for ADE20K, VOC and the 769x769 configs).
     """
-    settings = settings or InferenceSettings.of(model)
+    settings = settings or TestSettings.of(model)
     image = np.asarray(image)
     if ratios_of not in ("image", "test_scale"):
         raise ValueError(f"ratios_of must be 'image' or 'test_scale', got {ratios_of!r}.")
-    if ratios_of == "test_scale" and not settings.test_scale:
-        raise ValueError("ratios_of='test_scale' needs settings with a test_scale.")
+    if ratios_of == "test_scale" and not settings.scale:
+        raise ValueError("ratios_of='test_scale' needs settings with a scale.")
     directions = flip_directions(flip)
     total, views = None, 0
     for ratio in ratios:
         if ratios_of == "image":
             view = rescale_by(image, ratio)
         else:
-            long_edge, short_edge = settings.test_scale
+            long_edge, short_edge = settings.scale
             view = rescale(image, (int(long_edge * ratio), int(short_edge * ratio)))
         for direction in (None, *directions):
             logits = _flipped(
@@ -285,7 +230,7 @@ def segment(
     `DANet.segment`."""
     if output not in OUTPUTS:
         raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}.")
-    settings = settings or InferenceSettings.of(model)
+    settings = settings or TestSettings.of(model)
     files = image_files(images)
     single = files is None and not (
         isinstance(images, (list, tuple)) or (isinstance(images, np.ndarray) and images.ndim == 4)
@@ -336,7 +281,8 @@ def _output(model, scores, output, probabilities):
     if output == "probabilities":
         return probabilities
     labels = probabilities.argmax(-1)
-    names = model.preset_metadata.get("class_names") or []
+    dataset = model.preset.dataset
+    names = dataset.class_names if dataset is not None else ()
     masks = []
     for index in np.unique(labels):
         mask = labels == index

@@ -30,10 +30,11 @@ def default_palette(num_classes):
 
 def palette_and_names(model, num_classes=None):
     """The palette and class names of a model's preset, or mmseg's defaults."""
-    metadata = getattr(model, "preset_metadata", {}) or {}
+    preset = getattr(model, "preset", None)
+    dataset = preset.dataset if preset is not None else None
     num_classes = num_classes or model.num_classes
-    palette = metadata.get("palette") or default_palette(num_classes)
-    names = metadata.get("class_names") or [f"class {i}" for i in range(num_classes)]
+    palette = (dataset and dataset.palette) or default_palette(num_classes)
+    names = (dataset and dataset.class_names) or [f"class {i}" for i in range(num_classes)]
     return [tuple(color) for color in palette], list(names)
 
 

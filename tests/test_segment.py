@@ -6,7 +6,8 @@ from PIL import Image
 
 from keras_danet import data
 from keras_danet.image_input import as_rgb
-from keras_danet.inference import InferenceSettings, slide_logits
+from keras_danet.inference import slide_logits
+from keras_danet.presets import TestSettings
 from tests.helpers import attentive_tiny_model
 
 
@@ -72,7 +73,7 @@ def test_the_preset_test_mode_is_used(model, scene):
     try:
         expected = slide_logits(model, scene, (24, 24), (16, 16)).argmax(-1)
         np.testing.assert_array_equal(model.segment(scene), expected)
-        assert InferenceSettings.of(model).mode == "slide"
+        assert TestSettings.of(model).mode == "slide"
         whole = model.segment(scene, mode="whole")
         assert whole.shape == expected.shape
     finally:

@@ -12,10 +12,11 @@ from keras_danet.data import DataError, synthetic_scenes
 from keras_danet.deployment import export, written_paths
 from keras_danet.evaluation import evaluate
 from keras_danet.image_input import as_rgb
-from keras_danet.inference import InferenceSettings, image_files
+from keras_danet.inference import image_files
 from keras_danet.metrics import SegmentationMetrics
 from keras_danet.models import DANet
 from keras_danet.presets import ALIASES, PRESETS, BundledFolder, Preset, upload_preset
+from keras_danet.presets.preset import TestSettings
 from keras_danet.presets.saving import check_preset_target
 from keras_danet.quantization import check_calibration
 from keras_danet.visualize import (
@@ -51,7 +52,7 @@ def _dataset(args):
 
 
 def _settings(model, args):
-    return InferenceSettings.of(model, args.mode, args.crop, args.stride)
+    return TestSettings.of(model, args.mode, args.crop, args.stride)
 
 
 def _demo(args):
@@ -97,10 +98,10 @@ def _predict(args):
 
 
 def _described(model):
-    metadata = model.preset_metadata
-    classes = metadata.get("class_names") or []
+    preset = model.preset
+    classes = list(preset.dataset.class_names) if preset.dataset else []
     shown = ", ".join(classes[:6]) + (", ..." if len(classes) > 6 else "")
-    text = metadata.get("description") or f"{model.num_classes} classes"
+    text = preset.description or f"{model.num_classes} classes"
     return text + (f" ({len(classes)} classes: {shown})" if classes else "")
 
 
@@ -112,7 +113,7 @@ def _segment_into(model, args, settings, outputs, palette, names):
             mode=settings.mode,
             crop=settings.crop,
             stride=settings.stride,
-            test_scale=settings.test_scale,
+            test_scale=settings.scale,
             multi_scale=args.tta,
             flip=args.flip,
         )
@@ -175,8 +176,10 @@ def _presets(args):
                 kind,
                 preset.dataset.name if preset.dataset else preset.training.get("dataset", "-"),
                 str(preset.num_classes or "-"),
-                f"{preset.miou:.2f}" if preset.miou else "-",
-                f"{preset.miou_ms_flip:.2f}" if preset.miou_ms_flip else "-",
+                *(
+                    f"{preset.metrics[key]:.2f}" if preset.metrics.get(key) else "-"
+                    for key in ("mIoU", "mIoU_ms_flip")
+                ),
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]

@@ -309,7 +309,7 @@ def _require_torch():
 
 def _danet_of_preset(path, preset, url):
     """A named DANet preset's original checkpoint, checked against what the preset says."""
-    model = convert_mmseg_checkpoint(path, align_corners=preset.align_corners)
+    model = convert_mmseg_checkpoint(path, align_corners=bool(preset.config.get("align_corners")))
     found = (model.depth, model.num_classes)
     if found != (preset.depth, preset.num_classes):
         raise PresetError(

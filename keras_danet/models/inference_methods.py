@@ -7,6 +7,7 @@ import keras
 from keras_danet import inference
 from keras_danet.config import tracing_for_export
 from keras_danet.constants import MULTI_SCALE_RATIOS
+from keras_danet.presets.preset import TestSettings
 
 
 class InferenceMethods:
@@ -72,7 +73,7 @@ class InferenceMethods:
         - "labels": a `(H, W)` uint8 class map;
         - "probabilities": `(H, W, num_classes)` float32 class probabilities;
         - "masks": a list of `{"label", "index", "score", "mask"}`, one per class present:
-          its name (`preset_metadata["class_names"]`), its index, its mean probability over
+          its name (`preset.dataset.class_names`), its index, its mean probability over
           its pixels and a `(H, W)` bool mask; the shape of transformers' image-segmentation
           pipeline, with NumPy masks.
 
@@ -87,7 +88,7 @@ class InferenceMethods:
         ...     print(found["label"], found["score"], found["mask"].sum())
         >>> maps = model.segment("photos/")                      # {path: class map}
         """
-        settings = inference.InferenceSettings.of(self, mode, crop, stride, test_scale)
+        settings = TestSettings.of(self, mode, crop, stride, test_scale)
         return inference.segment(
             self, images, settings, multi_scale, ratios, flip, progress=progress, output=output
         )

@@ -3,6 +3,8 @@
 import json
 import os
 
+from keras_danet.presets.preset import ARCHITECTURES, Preset
+
 # The file inside a `.keras` archive's assets (Keras' `save_assets` / `load_assets` hooks).
 ASSET_FILE = "preset_metadata.json"
 
@@ -20,6 +22,22 @@ class PresetMetadata:
     >>> model.save("fine_tuned.keras")
     >>> keras.models.load_model("fine_tuned.keras").preset_metadata["class_names"]
     """
+
+    @property
+    def preset(self):
+        """What the weights came with, typed: a `keras_danet.presets.Preset` read from
+        `preset_metadata` (its serialised form): `dataset` (class names, palette), `test`
+        (`TestSettings`), `metrics`, `training`, `license`...
+
+        Example:
+        >>> model = keras_danet.DANet.from_preset("danet_r50_cityscapes")
+        >>> model.preset.test.mode, model.preset.dataset.class_names[:2]
+        ('whole', ('road', 'sidewalk'))
+        """
+        architecture = next(
+            cls.__name__ for cls in type(self).__mro__ if cls.__name__ in ARCHITECTURES
+        )
+        return Preset.from_metadata(self.preset_metadata, architecture, self.get_config())
 
     @property
     def preset_metadata(self):

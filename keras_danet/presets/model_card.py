@@ -142,7 +142,7 @@ def _facts_table(preset, metadata):
             mode = f"slide, {crop[0]}x{crop[1]} windows every {stride[0]} px"
         rows.append(("test mode", mode))
     if preset.architecture == "DANet":
-        rows.append(("align_corners", str(preset.align_corners)))
+        rows.append(("align_corners", str(bool(preset.config.get("align_corners")))))
     training = dict(preset.training)
     if training.get("crop_size"):
         crop = training["crop_size"]
@@ -163,8 +163,8 @@ def _facts_table(preset, metadata):
         ("source_sha256", "source sha256"),
         ("weights_sha256", "weights sha256"),
     ):
-        if metadata.get(key):
-            value = metadata[key]
+        value = training.get(key) if key == "mmseg_config" else metadata.get(key)
+        if value:
             rows.append(
                 (label, f"`{value}`" if "sha256" in key or key == "mmseg_config" else value)
             )

@@ -13,16 +13,56 @@ ARCHITECTURES = ("DANet", "ResNetV1c")
 
 @dataclasses.dataclass(frozen=True)
 class TestSettings:
-    """How the weights are evaluated: mmseg's `test_cfg` and test `Resize`.
+    """How a set of weights is evaluated: mmseg's `test_cfg` and test `Resize`.
 
-    `mode` is "whole" or "slide" (windows of `crop` every `stride`, (height, width));
-    `scale` is the test Resize(scale, keep_ratio=True): (long, short) edges to fit.
+    Args:
+        mode: "whole", or "slide" over `crop`-sized windows every `stride` pixels.
+        crop, stride: `(height, width)` of the windows and of their steps (slide mode).
+        scale: mmseg's test `Resize(scale, keep_ratio=True)`, the `(long, short)` edges the
+            image is resized to fit (Cityscapes `(2048, 1024)`, ADE20K and VOC
+            `(2048, 512)`); None keeps the image's size.
+
+    Example:
+    >>> settings = TestSettings("slide", crop=(769, 769), stride=(513, 513))
+    >>> TestSettings.of(model, mode="whole")   # the model's preset's, overridden
     """
 
     mode: str = "whole"
     crop: tuple | None = None
     stride: tuple | None = None
     scale: tuple | None = None
+
+    def __post_init__(self):
+        if self.mode not in ("whole", "slide"):
+            raise ValueError(f"mode must be 'whole' or 'slide', got {self.mode!r}.")
+        if self.mode == "slide" and not (self.crop and self.stride):
+            raise ValueError("slide mode needs crop=(height, width) and stride=(height, width).")
+        for name in ("crop", "stride", "scale"):
+            value = getattr(self, name)
+            if value is not None:
+                value = tuple(int(v) for v in value)
+                if len(value) != 2 or min(value) < 1:
+                    raise ValueError(f"{name} must be two positive integers, got {value}.")
+                object.__setattr__(self, name, value)
+
+    @classmethod
+    def of(cls, model, mode=None, crop=None, stride=None, scale=None):
+        """The settings of `model`'s preset (`model.preset.test`), each overridden where
+        given; "whole" at the image's size for a model with none."""
+        preset = getattr(model, "preset", None)
+        base = (preset.test if preset is not None else None) or cls()
+        mode = base.mode if mode is None else mode
+        if mode == "slide":
+            crop, stride = crop or base.crop, stride or base.stride
+        return cls(mode, crop, stride, base.scale if scale is None else scale)
+
+    def describe(self):
+        text = self.mode
+        if self.mode == "slide":
+            text += f" {self.crop[0]}x{self.crop[1]} every {self.stride[0]}x{self.stride[1]}"
+        if self.scale:
+            text += f", test scale {self.scale[0]}x{self.scale[1]}"
+        return text
 
 
 def _frozen(mapping):
@@ -41,7 +81,7 @@ class Preset:
         architecture: the class the weights build, "DANet" or "ResNetV1c".
         config: the architecture's constructor arguments that identify it (depth, classes...).
         source: where the weights are (`MmsegCheckpoint`, `BundledFolder`, `HubRepo`,
-            `LocalFolder`).
+            `LocalFolder`; None for a model's own `preset`, which is in memory).
         description: one line for tables and model cards.
         dataset: class names and palette (None for an ImageNet backbone: no classes of ours).
         test: the test mode, crop, stride and resize (None for a backbone).
@@ -58,7 +98,7 @@ class Preset:
     name: str
     architecture: str
     config: types.MappingProxyType
-    source: MmsegCheckpoint | BundledFolder | HubRepo | LocalFolder
+    source: MmsegCheckpoint | BundledFolder | HubRepo | LocalFolder | None
     description: str = ""
     dataset: DatasetInfo | None = None
     test: TestSettings | None = None
@@ -75,92 +115,16 @@ class Preset:
         for name in ("config", "metrics", "training"):
             object.__setattr__(self, name, _frozen(getattr(self, name)))
 
-    # Shortcuts to the fields above, under the names they had when every preset was an mmseg
-    # checkpoint (kept: code written against them goes on working).
     @property
     def depth(self):
         return self.config.get("depth", 50)
 
     @property
     def num_classes(self):
+        """The dataset's class count, else the architecture's (None for a backbone)."""
         if self.dataset is not None:
             return self.dataset.num_classes
         return self.config.get("num_classes")
-
-    @property
-    def class_names(self):
-        return self.dataset.class_names if self.dataset else None
-
-    @property
-    def palette(self):
-        return self.dataset.palette if self.dataset else None
-
-    @property
-    def align_corners(self):
-        return bool(self.config.get("align_corners", False))
-
-    @property
-    def test_mode(self):
-        return self.test.mode if self.test else None
-
-    @property
-    def slide_crop(self):
-        return self.test.crop if self.test else None
-
-    @property
-    def slide_stride(self):
-        return self.test.stride if self.test else None
-
-    @property
-    def test_scale(self):
-        return self.test.scale if self.test else None
-
-    @property
-    def miou(self):
-        return self.metrics.get("mIoU")
-
-    @property
-    def miou_ms_flip(self):
-        return self.metrics.get("mIoU_ms_flip")
-
-    @property
-    def crop_size(self):
-        return self.training.get("crop_size")
-
-    @property
-    def iterations(self):
-        return self.training.get("iterations")
-
-    @property
-    def batch_size(self):
-        return self.training.get("batch_size")
-
-    @property
-    def mmseg_config(self):
-        return self.training.get("mmseg_config")
-
-    @property
-    def checkpoint_file(self):
-        """The released .pth file's stem (an mmseg source), else None."""
-        if isinstance(self.source, MmsegCheckpoint):
-            return self.source.file_name.removesuffix(".pth")
-        return None
-
-    @property
-    def sha256_prefix(self):
-        return self.source.sha256_prefix if isinstance(self.source, MmsegCheckpoint) else None
-
-    @property
-    def checkpoint_url(self):
-        return self.source.url() if isinstance(self.source, MmsegCheckpoint) else None
-
-    @property
-    def hub_repo(self):
-        return self.hub.repo if self.hub else None
-
-    @property
-    def hub_revision(self):
-        return self.hub.revision if self.hub else None
 
     def metadata(self):
         """The JSON-ready facts written to a preset folder's metadata.json."""
@@ -176,8 +140,8 @@ class Preset:
         if self.dataset is not None:
             record.update(
                 dataset=self.dataset.name,
-                class_names=list(self.class_names),
-                palette=[list(color) for color in self.palette],
+                class_names=list(self.dataset.class_names),
+                palette=[list(color) for color in self.dataset.palette],
             )
         record["depth"] = self.depth
         if self.test is not None:
@@ -188,25 +152,23 @@ class Preset:
                 test_scale=listed(self.test.scale),
             )
         if self.architecture == "DANet":
-            record["align_corners"] = self.align_corners
+            record["align_corners"] = bool(self.config.get("align_corners", False))
         if self.metrics:
-            record.update(miou=self.miou, miou_ms_flip=self.miou_ms_flip)
+            record.update(
+                miou=self.metrics.get("mIoU"), miou_ms_flip=self.metrics.get("mIoU_ms_flip")
+            )
             record["metrics"] = dict(self.metrics)
         if self.training:
             record["training"] = {
                 key: list(value) if isinstance(value, tuple) else value
                 for key, value in self.training.items()
             }
-        if self.crop_size:  # the keys of the first preset format, still read by older code
-            record.update(
-                crop_size=list(self.crop_size),
-                schedule={"iterations": self.iterations, "batch_size": self.batch_size},
-                mmseg_config=self.mmseg_config,
-            )
-        record["source"] = self.source.describe()
+        if self.source is not None:
+            record["source"] = self.source.describe()
         if isinstance(self.source, MmsegCheckpoint):
             record.update(
-                checkpoint_url=self.checkpoint_url, checkpoint_sha256_prefix=self.sha256_prefix
+                checkpoint_url=self.source.url(),
+                checkpoint_sha256_prefix=self.source.sha256_prefix,
             )
         record["license"] = self.license
         if self.hub is not None:
@@ -235,6 +197,23 @@ class Preset:
                 f"{os.path.join(folder, 'config.json')} describes {architecture or 'nothing'}"
                 f", not one of {', '.join(ARCHITECTURES)}."
             )
+        return cls.from_metadata(
+            metadata,
+            architecture,
+            config.get("config") or {},
+            source=LocalFolder(folder),
+            name=metadata.get("preset") or os.path.basename(os.path.normpath(folder)),
+            where=os.path.join(folder, "metadata.json"),
+        )
+
+    @classmethod
+    def from_metadata(cls, metadata, architecture, config, source=None, name=None, where=None):
+        """The record that a metadata.json (or a model's `preset_metadata`) and the model's
+        constructor arguments `config` describe; what they leave out stays unknown (None or
+        empty). `where` names the record's file in errors.
+
+        This and `metadata()` are the one place where the record's keys are read and written.
+        """
         dataset = None
         if metadata.get("class_names"):
             dataset = DatasetInfo(
@@ -245,12 +224,17 @@ class Preset:
             )
         test = None
         if metadata.get("test_mode"):
-            test = TestSettings(
-                mode=metadata["test_mode"],
-                crop=_tuple(metadata.get("slide_crop")),
-                stride=_tuple(metadata.get("slide_stride")),
-                scale=_tuple(metadata.get("test_scale")),
-            )
+            try:
+                test = TestSettings(
+                    mode=metadata["test_mode"],
+                    crop=_tuple(metadata.get("slide_crop")),
+                    stride=_tuple(metadata.get("slide_stride")),
+                    scale=_tuple(metadata.get("test_scale")),
+                )
+            except (TypeError, ValueError) as error:
+                raise PresetError(
+                    f"{where or 'preset_metadata'}: its test settings are wrong: {error}"
+                ) from None
         metrics = dict(metadata.get("metrics") or {})
         if not metrics and metadata.get("miou") is not None:
             metrics["mIoU"] = metadata["miou"]
@@ -260,10 +244,10 @@ class Preset:
         if metadata.get("hub_repo"):
             hub = HubRepo(metadata["hub_repo"], metadata.get("hub_revision") or "main")
         return cls(
-            name=metadata.get("preset") or os.path.basename(os.path.normpath(folder)),
+            name=name if name is not None else metadata.get("preset") or "",
             architecture=architecture,
-            config=_identifying_config(config.get("config") or {}),
-            source=LocalFolder(folder),
+            config=_identifying_config(config),
+            source=source,
             description=metadata.get("description") or "",
             dataset=dataset,
             test=test,

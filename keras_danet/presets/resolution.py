@@ -190,7 +190,7 @@ def convert_original_checkpoint(preset, url, directory, progress=True):
     os.makedirs(parent, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".download.", dir=parent) as scratch:
         path = os.path.join(scratch, url.rsplit("/", 1)[-1])
-        source_sha256 = download(url, path, preset.sha256_prefix, progress)
+        source_sha256 = download(url, path, preset.source.sha256_prefix, progress)
         model = convert(path, preset, url)
         metadata = preset.metadata()
         metadata.update(source_url=url, source_sha256=source_sha256)

@@ -174,7 +174,7 @@ def _best_single_scale_aliases(presets):
     best = {}
     for preset in presets:
         alias = f"danet_r{preset.depth}_{preset.dataset.name}"
-        if alias not in best or preset.miou > best[alias].miou:
+        if alias not in best or preset.metrics["mIoU"] > best[alias].metrics["mIoU"]:
             best[alias] = preset
     return {alias: preset.name for alias, preset in best.items()}
 
@@ -254,15 +254,15 @@ def markdown_table():
         "|---|---|---|---|---|---|---:|---:|",
     ]
     for preset in _MMSEG_DANETS:
-        mode = preset.test_mode
-        if mode == "slide":
-            mode = f"slide {preset.slide_crop[0]}/{preset.slide_stride[0]}"
-        ms_flip = f"{preset.miou_ms_flip:.2f}" if preset.miou_ms_flip else "–"
+        test, training, metrics = preset.test, preset.training, preset.metrics
+        mode = test.mode if test.mode == "whole" else f"slide {test.crop[0]}/{test.stride[0]}"
+        ms_flip = f"{metrics['mIoU_ms_flip']:.2f}" if metrics.get("mIoU_ms_flip") else "–"
+        crop = training["crop_size"]
         lines.append(
             f"| `{preset.name}` | {', '.join(f'`{a}`' for a in aliases.get(preset.name, []))} "
-            f"| {preset.dataset.title} | {preset.crop_size[0]}x{preset.crop_size[1]} "
-            f"| {preset.iterations // 1000}k x {preset.batch_size} | {mode} "
-            f"| {preset.miou:.2f} | {ms_flip} |"
+            f"| {preset.dataset.title} | {crop[0]}x{crop[1]} "
+            f"| {training['iterations'] // 1000}k x {training['batch_size']} | {mode} "
+            f"| {metrics['mIoU']:.2f} | {ms_flip} |"
         )
     return "\n".join(lines)
 

@@ -8,7 +8,6 @@ import pytest
 import keras_danet
 from keras_danet import DANet, data
 from keras_danet.inference import (
-    InferenceSettings,
     multi_scale_flip_probabilities,
     predict_logits,
     slide_logits,
@@ -16,6 +15,7 @@ from keras_danet.inference import (
     window_boxes,
 )
 from keras_danet.metrics import SegmentationMetrics
+from keras_danet.presets import TestSettings
 from tests.conftest import TINY
 from tests.helpers import attentive_tiny_model
 
@@ -36,17 +36,17 @@ def test_window_grid_of_the_769_configs_on_a_cityscapes_frame():
 
 def test_settings_come_from_the_preset_and_can_be_overridden():
     model = DANet(num_classes=19, **TINY)
-    assert InferenceSettings.of(model) == InferenceSettings("whole")
+    assert TestSettings.of(model) == TestSettings("whole")
     model.preset_metadata = DANet.presets["danet_r50_d8_cityscapes_769x769_80k"].metadata()
-    settings = InferenceSettings.of(model)
-    assert settings == InferenceSettings("slide", (769, 769), (513, 513), (2049, 1025))
-    assert InferenceSettings.of(model, mode="whole").mode == "whole"
+    settings = TestSettings.of(model)
+    assert settings == TestSettings("slide", (769, 769), (513, 513), (2049, 1025))
+    assert TestSettings.of(model, mode="whole").mode == "whole"
     ade = DANet.presets["danet_r50_ade20k"].metadata()
     assert (ade["test_mode"], ade["test_scale"]) == ("whole", [2048, 512])
     with pytest.raises(ValueError, match="crop"):
-        InferenceSettings("slide")
+        TestSettings("slide")
     with pytest.raises(ValueError, match="mode"):
-        InferenceSettings("tiles")
+        TestSettings("tiles")
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +63,7 @@ def test_one_window_covering_the_image_is_the_whole_image(model):
 
 def test_test_scale_resizes_and_logits_return_to_the_original_size(model):
     image = data.synthetic_scenes(1, 40, 56, seed=2)[0][0]
-    logits = predict_logits(model, image, InferenceSettings("whole", test_scale=(96, 64)))
+    logits = predict_logits(model, image, TestSettings("whole", scale=(96, 64)))
     assert logits.shape == (40, 56, 4)
     assert not np.allclose(logits, whole_logits(model, image), atol=1e-4)  # computed at 64x90
 
@@ -81,7 +81,7 @@ def test_evaluate_a_dataset_and_report(model, validation, tmp_path):
         model, validation, mode="slide", crop=(32, 32), stride=(24, 24), progress=False
     )
     metrics = SegmentationMetrics(4, CLASSES)
-    settings = InferenceSettings("slide", (32, 32), (24, 24))
+    settings = TestSettings("slide", (32, 32), (24, 24))
     for index in range(len(validation.files)):
         image, label = validation.sample(index)
         metrics.update(predict_logits(model, image, settings).argmax(-1), label)

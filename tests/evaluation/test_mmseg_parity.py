@@ -14,12 +14,12 @@ import pytest
 from keras_danet import convert_mmseg_checkpoint
 from keras_danet.data import read_image, read_label
 from keras_danet.inference import (
-    InferenceSettings,
     multi_scale_flip_probabilities,
     rescale_by,
     slide_logits,
 )
 from keras_danet.metrics import SegmentationMetrics
+from keras_danet.presets import TestSettings
 from tests.conftest import FIXTURES, fixture_path
 
 FOLDER = os.path.join(FIXTURES, "evaluation")
@@ -52,7 +52,7 @@ def test_horizontal_and_vertical_flips_equal_mmseg_tta_model():
     model = convert_mmseg_checkpoint(fixture_path("danet_r50_tiny"))
     image = read_image(os.path.join(FOLDER, spec["file"]))
     probabilities = multi_scale_flip_probabilities(
-        model, image, InferenceSettings("whole"), spec["ratios"], flip=spec["directions"]
+        model, image, TestSettings("whole"), spec["ratios"], flip=spec["directions"]
     )
     expected = REFERENCE["tta_vertical_probabilities"]
     assert np.abs(probabilities - expected).max() < 1e-5
@@ -63,7 +63,7 @@ def test_horizontal_and_vertical_flips_equal_mmseg_tta_model():
     )
     # Without the vertical views the average is another one.
     horizontal = multi_scale_flip_probabilities(
-        model, image, InferenceSettings("whole"), spec["ratios"], flip=True
+        model, image, TestSettings("whole"), spec["ratios"], flip=True
     )
     assert np.abs(horizontal - expected).max() > 1e-4
 
@@ -72,7 +72,7 @@ def test_horizontal_and_vertical_flips_equal_mmseg_tta_model():
 def test_unknown_flip_directions_are_named(flip):
     with pytest.raises(ValueError, match="flip must be True, False, or distinct directions"):
         multi_scale_flip_probabilities(  # refused before any model runs
-            None, np.zeros((8, 8, 3), np.uint8), InferenceSettings("whole"), flip=flip
+            None, np.zeros((8, 8, 3), np.uint8), TestSettings("whole"), flip=flip
         )
 
 
@@ -84,7 +84,7 @@ def test_multi_scale_flip_equals_mmseg_tta_model():
     views = [list(rescale_by(image, ratio).shape[:2]) for ratio in spec["ratios"]]
     assert views == spec["view_shapes"][::2]  # mmcv's double rounding of the view sizes
     probabilities = multi_scale_flip_probabilities(
-        model, image, InferenceSettings("whole"), spec["ratios"], flip=True
+        model, image, TestSettings("whole"), spec["ratios"], flip=True
     )
     expected = REFERENCE["tta_probabilities"]
     assert np.abs(probabilities - expected).max() < 1e-5

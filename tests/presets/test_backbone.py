@@ -82,7 +82,7 @@ def test_backbone_preset_is_converted_into_the_cache_and_equals_mmseg(converted)
     folder = cache / "presets" / preset.name
     metadata = json.loads((folder / "metadata.json").read_text())
     assert metadata["architecture"] == "ResNetV1c" and "num_classes" not in metadata
-    assert metadata["source_sha256"].startswith(preset.sha256_prefix)
+    assert metadata["source_sha256"].startswith(preset.source.sha256_prefix)
     assert backbone.preset_metadata["preset"] == "resnet_tiny_test"
 
 

@@ -41,7 +41,7 @@ def hub_home(tmp_path):
     model.get_layer("pam").gamma.assign(0.25)
     source = model.save_to_preset(tmp_path / "source")
     home = tmp_path / "hf_home"
-    alias_repo = DANet.presets["danet_r50_cityscapes"].hub_repo
+    alias_repo = DANet.presets["danet_r50_cityscapes"].hub.repo
     for repo in ("someone/danet-tiny", alias_repo):
         populate_hub_cache(str(home / "hub"), repo, source)
     images = np.random.default_rng(0).uniform(0, 255, (1, 24, 40, 3)).astype("float32")

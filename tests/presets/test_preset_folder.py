@@ -6,7 +6,8 @@ import keras
 import numpy as np
 import pytest
 
-from keras_danet import DANet, PresetError
+from keras_danet import DANet, Preset, PresetError
+from keras_danet.presets import TestSettings
 from keras_danet.presets.files import sha256_file
 from keras_danet.training import TorchSGD
 from keras_danet.training.schedule import horizon_for, poly_schedule_of
@@ -102,6 +103,35 @@ def test_from_preset_always_comes_compiled_for_a_new_run(tmp_path, num_classes):
         with pytest.raises(StopAtTrainBegin.Stopped):
             model.fit(images, labels, batch_size=1, epochs=3, callbacks=[StopAtTrainBegin()])
         assert schedule.decay_steps == horizon_for(3 * 2)
+
+
+def test_a_models_preset_is_the_typed_view_of_its_metadata(tmp_path):
+    model = _tiny_model()
+    names = ["sky", "road", "grass", "object", "crack"]
+    model.preset_metadata.update(
+        dataset="cracks",
+        class_names=names,
+        palette=[[i, 2 * i, 3 * i] for i in range(5)],
+        test_mode="slide",
+        slide_crop=[32, 32],
+        slide_stride=[16, 16],
+        test_scale=[96, 64],
+        metrics={"mIoU": 50.0},
+    )
+    preset = model.preset
+    assert (preset.architecture, preset.num_classes, preset.depth) == ("DANet", 5, model.depth)
+    assert preset.dataset.class_names == tuple(names) and preset.dataset.palette[4] == (4, 8, 12)
+    assert preset.test == TestSettings("slide", (32, 32), (16, 16), (96, 64))
+    assert preset.metrics["mIoU"] == 50.0 and preset.source is None
+    # Inference reads it: the preset's settings, each overridable.
+    assert TestSettings.of(model) == preset.test
+    assert TestSettings.of(model, mode="whole") == TestSettings("whole", scale=(96, 64))
+    # The folder's record is the same record.
+    saved = Preset.from_folder(model.save_to_preset(tmp_path / "cracks"))
+    assert (saved.test, saved.dataset.class_names) == (preset.test, preset.dataset.class_names)
+    del model.preset_metadata["slide_crop"]
+    with pytest.raises(PresetError, match="preset_metadata: its test settings are wrong"):
+        model.preset  # noqa: B018  (the property is the test)
 
 
 def test_saving_again_replaces_the_folder_and_leaves_no_temporary_files(tmp_path):

@@ -40,7 +40,7 @@ def test_dry_run_writes_presets_cards_and_manifest(tmp_path, mirrored_preset):
     assert 'value: 79.34, name: "mIoU (single scale)"' in card
     assert 'DANet.from_preset("danet_tiny_test")' in card
     metadata = json.loads((folder / "metadata.json").read_text())
-    assert metadata["source_sha256"].startswith(preset.sha256_prefix)
+    assert metadata["source_sha256"].startswith(preset.source.sha256_prefix)
     assert metadata["miou"] == 79.34 and metadata["class_names"][0] == "road"
     assert json.loads((output / "manifest.json").read_text()) == manifest
     assert "hub_revision" not in manifest[preset.name]  # a dry run uploads nothing

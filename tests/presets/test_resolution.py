@@ -63,7 +63,7 @@ def test_wrong_hash_is_refused_and_leaves_nothing(tmp_path):
     message = str(error.value)
     assert "Tried, in order:" in message and "local cache" in message
     assert "Hugging Face Hub keras-danet/danet_r50_d8_cityscapes_512x1024_80k@main" in message
-    assert f"does not start with the expected {real.sha256_prefix}" in message
+    assert f"does not start with the expected {real.source.sha256_prefix}" in message
     assert os.listdir(cache / "presets") == []  # no download, no lock
 
 

@@ -43,16 +43,16 @@ def test_every_preset_is_complete():
     for preset in MMSEG_DANETS:
         name = preset.name
         assert name == preset.name and name.startswith(f"danet_r{preset.depth}_d8_")
-        assert url.fullmatch(preset.checkpoint_url), preset.checkpoint_url
-        assert preset.checkpoint_url.endswith(f"-{preset.sha256_prefix}.pth")
-        assert len(preset.class_names) == len(preset.palette) == preset.num_classes
+        assert url.fullmatch(preset.source.url()), preset.source.url()
+        assert preset.source.url().endswith(f"-{preset.source.sha256_prefix}.pth")
+        assert len(preset.dataset.class_names) == len(preset.dataset.palette) == preset.num_classes
         assert preset.license == "Apache-2.0"
-        assert preset.hub_repo == f"keras-danet/{name}" and preset.hub_revision
-        assert preset.test_mode in ("whole", "slide")
+        assert preset.hub.repo == f"keras-danet/{name}" and preset.hub.revision
+        assert preset.test.mode in ("whole", "slide")
         # The 769x769 configs slide with align_corners; the others run whole images.
-        assert preset.align_corners == (preset.crop_size == (769, 769))
-        assert (preset.test_mode == "slide") == preset.align_corners
-        assert 40 < preset.miou < 81
+        assert preset.config["align_corners"] == (preset.training["crop_size"] == (769, 769))
+        assert (preset.test.mode == "slide") == preset.config["align_corners"]
+        assert 40 < preset.metrics["mIoU"] < 81
 
 
 def test_aliases_name_the_best_single_scale_checkpoint():
@@ -64,9 +64,9 @@ def test_aliases_name_the_best_single_scale_checkpoint():
         rivals = [
             p for p in MMSEG_DANETS if p.depth == target.depth and p.dataset is target.dataset
         ]
-        assert target.miou == max(p.miou for p in rivals)
+        assert target.metrics["mIoU"] == max(p.metrics["mIoU"] for p in rivals)
         assert DANet.presets[alias] is target
-    assert DANet.presets["danet_r101_cityscapes"].miou == 80.52
+    assert DANet.presets["danet_r101_cityscapes"].metrics["mIoU"] == 80.52
 
 
 def test_list_presets():
@@ -107,7 +107,7 @@ def test_backbone_rows_point_at_mmseg_imagenet_weights():
         assert preset.source.url() == (
             f"https://download.openmmlab.com/pretrain/third_party/resnet{depth}_v1c-{digest}.pth"
         )
-        assert preset.sha256_prefix == digest and preset.depth == depth
+        assert preset.source.sha256_prefix == digest and preset.depth == depth
         assert preset.dataset is None and preset.num_classes is None
 
 
@@ -117,7 +117,7 @@ def test_metadata_of_a_record_reads_back_as_the_record(tmp_path):
     preset = DANet.presets["danet_r101_cityscapes"]
     metadata = preset.metadata()
     assert metadata["miou"] == 80.52 and metadata["test_mode"] == "whole"
-    assert metadata["source"] == {"kind": "mmseg_checkpoint", "url": preset.checkpoint_url}
+    assert metadata["source"] == {"kind": "mmseg_checkpoint", "url": preset.source.url()}
     folder = tmp_path / "preset"
     folder.mkdir()
     (folder / "metadata.json").write_text(json.dumps(metadata))
