@@ -3,7 +3,6 @@
 import time
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from keras_danet.constants import MULTI_SCALE_RATIOS
 from keras_danet.inference import class_scores, flip_directions
@@ -73,6 +72,8 @@ def evaluate(
     >>> print(result)                      # per-class table, then aAcc / mIoU / mAcc
     >>> result.save_json("cityscapes_val.json")
     """
+    from tqdm.auto import tqdm  # reads TQDM_* settings when imported
+
     settings = TestSettings.of(model, mode, crop, stride, test_scale)
     if class_names is None:
         info = getattr(data, "info", None)

@@ -14,7 +14,6 @@ import os
 
 import numpy as np
 from keras import ops
-from tqdm.auto import tqdm
 
 from keras_danet.constants import MULTI_SCALE_RATIOS
 from keras_danet.data.augmentation import rescaled_size
@@ -228,6 +227,8 @@ def segment(
 ):
     """Class maps (or probabilities, or named masks) at each image's own size; see
     `DANet.segment`."""
+    from tqdm.auto import tqdm  # reads TQDM_* settings when imported
+
     if output not in OUTPUTS:
         raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}.")
     settings = settings or TestSettings.of(model)

@@ -136,7 +136,7 @@ def test_the_graph_sees_an_edge_that_exists():
     assert "keras_danet.models.danet" in graph["keras_danet.convert.mmseg"]
     assert "keras_danet.presets.loading" in graph["keras_danet.models.danet"]
     assert "keras_danet.training.recipe" in graph["keras_danet.models.danet"]
-    inside = _graph(inside_functions=True)  # a function-level import, seen when asked for
+    inside = _graph(inside_functions=True)  # imports inside functions, seen when asked for
     assert "keras_danet.presets.loading" in inside["keras_danet.presets.upload"]
     assert "keras_danet.config" in graph["keras_danet.layers.position_attention"]
 
@@ -172,9 +172,11 @@ IMPORTED_INSIDE_FUNCTIONS = {
     "matplotlib": "the plot extra: attention pictures",
     "openvino": "the deploy extra: OpenVINO's int8 quantisation",
     "onnxruntime": "the deploy extra: ONNX Runtime's int8 quantisation",
-    # A core dependency that reads its settings (HF_HUB_OFFLINE, HF_ENDPOINT, HF_HOME) when
-    # imported: imported at first use, settings made after `import keras_danet` count.
+    # Core dependencies that read their settings from the environment when imported
+    # (HF_HUB_OFFLINE, HF_ENDPOINT, HF_HOME; TQDM_DISABLE...): imported at first use, so that
+    # settings made after `import keras_danet` count.
     "huggingface_hub": "reads its environment settings when imported",
+    "tqdm": "reads its TQDM_* environment settings when imported",
 }
 
 

@@ -15,7 +15,9 @@
 success, 2 with a one-line reason on bad input, 1 if `check-data` finds problems.
 """
 
+import importlib.util
 import os
+import subprocess
 import sys
 
 import keras
@@ -37,7 +39,9 @@ def main(argv=None):
         grammar.error("the following arguments are required: COMMAND")
     name = args.command or "--version"
     try:
-        _use_backend(args.backend, argv, as_command)
+        status = _use_backend(args.backend, argv, as_command)
+        if status is not None:
+            return status
         if args.version:
             return _print_version()
         return COMMANDS[args.command](args) or 0
@@ -52,21 +56,33 @@ def main(argv=None):
 
 
 def _use_backend(backend, argv, as_command):
-    """Runs the command on `backend`. Keras picks its backend once, when it is imported, and
-    importing keras_danet (this module's package) imports Keras, on $KERAS_BACKEND or
-    Keras' default: the command starts again in a fresh interpreter told the backend."""
+    """Runs the command on `backend`; an exit status if it ran in another process.
+
+    Keras picks its backend once, when it is imported, and importing keras_danet (this
+    module's package) imports Keras on $KERAS_BACKEND or Keras' default: the command starts
+    again in a fresh interpreter told the backend."""
     if backend is None or keras.backend.backend() == backend:
-        return
+        return None
     if not as_command:
         raise ValueError(
             f"--backend {backend}: Keras already runs on {keras.backend.backend()} in this "
             f"process; set KERAS_BACKEND={backend} before importing keras_danet."
         )
+    if importlib.util.find_spec(backend) is None:
+        raise ImportError(
+            f"--backend {backend}: {backend} is not installed; "
+            f"pip install 'keras-danet[{backend}]'."
+        )
     environment = {**os.environ, "KERAS_BACKEND": backend}
     environment.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
+    # -P: the current folder is not put on sys.path, so a folder named keras_danet there
+    # cannot stand in for the installed package.
+    command = [sys.executable, "-P", "-m", "keras_danet.cli", *argv]
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve(sys.executable, [sys.executable, "-m", "keras_danet.cli", *argv], environment)
+    if os.name == "nt":  # Windows' exec starts a new process and exits: its status is lost
+        return subprocess.run(command, env=environment, check=False).returncode
+    os.execve(sys.executable, command, environment)
 
 
 def _print_version():

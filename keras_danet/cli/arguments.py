@@ -1,5 +1,5 @@
 """The command line's grammar: `keras-danet`'s commands, their options and defaults, and
-the checks argparse makes before any work. Imports nothing that imports Keras."""
+the checks argparse makes before any work."""
 
 import argparse
 import re

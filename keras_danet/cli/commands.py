@@ -3,7 +3,6 @@
 import os
 
 import keras
-from tqdm.auto import tqdm
 
 from keras_danet import data
 from keras_danet.cli.output_files import check_output_file, created_folder, predict_outputs
@@ -106,6 +105,8 @@ def _described(model):
 
 
 def _segment_into(model, args, settings, outputs, palette, names):
+    from tqdm.auto import tqdm  # reads TQDM_* settings when imported
+
     for path in tqdm(args.images, desc="segmenting", disable=args.quiet):
         image = as_rgb(path)
         labels = model.segment(

@@ -4,7 +4,6 @@ import concurrent.futures
 import dataclasses
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from keras_danet.constants import IGNORE_INDEX
 from keras_danet.data.images import DataError, read_image, read_label
@@ -92,6 +91,8 @@ def _scan(dataset, index):
 
 def check_dataset(dataset, progress=True):
     """Reads every image and label map of `dataset`; see `SegmentationDataset.check`."""
+    from tqdm.auto import tqdm  # reads TQDM_* settings when imported
+
     problems, counts = [], np.zeros(256, np.int64)
     workers = max(int(getattr(dataset, "workers", 1) or 1), 1)
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:

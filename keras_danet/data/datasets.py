@@ -5,7 +5,6 @@ import functools
 import os
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from keras_danet.atomic_files import atomic_write_path
 from keras_danet.constants import IGNORE_INDEX
@@ -295,6 +294,7 @@ def convert_cityscapes_label_ids(root, progress=True):
     one is written to a temporary name and renamed. Returns the number written.
     """
     from PIL import Image
+    from tqdm.auto import tqdm  # reads TQDM_* settings when imported
 
     table = np.full(256, IGNORE_INDEX, np.uint8)
     for label_id, train_id in CITYSCAPES_TRAIN_IDS.items():

@@ -246,7 +246,7 @@ class DANet(TrainingRecipe, InferenceMethods, PresetMetadata, FreeingFunctional,
 
         It comes compiled for a new run, with the preset's saved recipe, else mmseg's
         (`compile()`): `fit` sets the schedule's length, metrics count the model's classes,
-        and the optimizer's state waits for the first step (none for inference).
+        and the optimizer's state waits for the first step (none for segment or predict).
 
         Example:
         >>> model = keras_danet.DANet.from_preset("danet_r101_cityscapes")
@@ -277,7 +277,13 @@ class DANet(TrainingRecipe, InferenceMethods, PresetMetadata, FreeingFunctional,
                     model.num_classes,
                 )
             model = tuned
-        model._compile_for_a_new_run(recipe)
+        try:
+            model._compile_for_a_new_run(recipe)
+        except (TypeError, ValueError, AttributeError, KeyError) as error:
+            raise PresetError(
+                f"{name}: the training recipe saved in its config.json (compile_config) "
+                f"cannot be compiled: {error}"
+            ) from error
         return model
 
     def save_to_preset(self, directory, metadata=None, *, dataset=None, overwrite=False):

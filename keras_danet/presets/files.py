@@ -6,8 +6,6 @@ import os
 import urllib.error
 import urllib.request
 
-from tqdm.auto import tqdm
-
 from keras_danet.atomic_files import atomic_write_path
 
 _CHUNK = 1 << 20
@@ -34,6 +32,7 @@ def download(url, destination, sha256_prefix=None, progress=True):
     The bytes go to a temporary file beside `destination` and are hashed on the way; only a
     file whose sha256 starts with `sha256_prefix` is renamed into place.
     """
+    from tqdm.auto import tqdm  # reads TQDM_* settings when imported
 
     try:
         response = urllib.request.urlopen(url, timeout=60)

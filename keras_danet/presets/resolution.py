@@ -122,6 +122,11 @@ def _resolve_record(preset, mirror, cache_dir, progress):
             ) from None
     if isinstance(source, MmsegCheckpoint):
         return _resolve_converted(preset, mirror, cache_dir, progress)
+    if source is None:
+        raise PresetError(
+            f"The record {preset.name or '(unnamed)'} is a model's own `preset`, which says "
+            "where no weights are: save the model with save_to_preset and load that folder."
+        )
     raise TypeError(f"The preset {preset.name!r} has a source of unknown kind: {source!r}")
 
 

@@ -446,8 +446,24 @@ def _edit_preset(folder, config_edit=None, metadata_edit=None):
         (lambda c: c.pop("config"), r"config.json has no 'config' field with the model's argu"),
         (lambda c: c["config"].update(colour="red"), r"arguments it does not take: \['colour'\]"),
         (lambda c: c.update(extra=1), r"has fields that no keras-danet save writes: \['extra'\]"),
+        (
+            lambda c: c.update(
+                compile_config={"optimizer": {"class_name": "Nothing", "config": {}}}
+            ),
+            r"recipe saved in its config.json \(compile_config\) cannot be compiled",
+        ),
+        (
+            lambda c: c.update(compile_config=["not", "a", "recipe"]),
+            r"recipe saved in its config.json \(compile_config\) cannot be compiled",
+        ),
     ],
-    ids=["no_config_field", "unknown_argument", "unknown_field"],
+    ids=[
+        "no_config_field",
+        "unknown_argument",
+        "unknown_field",
+        "unknown_optimizer",
+        "not_a_recipe",
+    ],
 )
 def test_a_config_json_edited_by_hand_names_the_field(tmp_path, edit, message):
     folder = DANet(num_classes=3, **TINY).save_to_preset(tmp_path / "preset")
