@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import sys
 import time
 
@@ -91,11 +92,56 @@ def train(args):
     rng = np.random.default_rng(0)
     images = rng.uniform(0, 255, (args.batch, *args.size, 3)).astype("float32")
     labels = rng.integers(0, 19, (args.batch, *args.size)).astype("uint8")
+
+    def step():
+        model.train_on_batch(images, labels)
+
     started = time.perf_counter()
-    model.train_on_batch(images, labels)
+    step()  # the first step compiles: timed on its own, and a warm-up step
     first = time.perf_counter() - started
-    times = timed(lambda: model.train_on_batch(images, labels), args.runs, warmup=0)
-    return {"first": first, "times": times}
+    result = {"first": first, "times": timed(step, args.runs, warmup=max(args.warmup - 1, 0))}
+    if args.profile:
+        result["profile"] = _train_profile(model, step, images)
+    return result
+
+
+def _train_profile(model, step, images):
+    """One profiled step (benchmarks/profiles.py) and, on every backend, the forward pass's
+    share: a compiled inference-mode forward (`predict_on_batch`), timed alone."""
+    import keras
+    import profiles
+
+    backend = keras.backend.backend()
+    if backend == "torch":
+        import torch
+
+        # Marks around Keras' own calls, on this object only: the loss and the update.
+        def marked(name, function):
+            def call(*args, **kwargs):
+                with torch.profiler.record_function(name):
+                    return function(*args, **kwargs)
+
+            return call
+
+        object.__setattr__(model, "compute_loss", marked("loss", model.compute_loss))
+        optimizer = model.optimizer
+        object.__setattr__(optimizer, "apply", marked("optimizer", optimizer.apply))
+        profile = profiles.torch_step_profile(step, marks=("loss", "optimizer"))
+    elif backend == "jax":
+        profile = profiles.jax_step_profile(step)
+    else:
+        started = time.perf_counter()
+        step()
+        profile = {
+            "step": round(time.perf_counter() - started, 3),
+            "error": "TensorFlow's profile is an XPlane file only the xprof tool reads",
+            "phases": {},
+        }
+    forward = timed(lambda: model.predict_on_batch(images), 2, warmup=1)
+    profile["phases"]["forward (inference mode, timed alone)"] = round(
+        statistics.median(forward), 3
+    )
+    return profile
 
 
 def checks(args):
@@ -196,6 +242,8 @@ def main():
     parser.add_argument("--size", type=int, nargs=2, default=(512, 1024))
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=2, help="train: steps before timing")
+    parser.add_argument("--profile", action="store_true", help="train: one profiled step")
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--call", default="predict", choices=["predict", "predict_on_batch"])
     parser.add_argument(
@@ -221,6 +269,7 @@ def main():
     result.update(
         backend=keras.backend.backend(),
         best=min(result["times"]),
+        median=statistics.median(result["times"]),
         peak_gib=memory,
         memory_kind=kind,
     )

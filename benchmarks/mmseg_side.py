@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import sys
 import time
 from types import SimpleNamespace
@@ -68,6 +69,8 @@ def main():
     parser.add_argument("--size", type=int, nargs=2, default=(512, 1024))
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=2, help="steps before timing")
+    parser.add_argument("--profile", action="store_true", help="train: one profiled step")
     parser.add_argument("--precision", default="float32", choices=["float32", "float16"])
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -96,17 +99,25 @@ def main():
         # single-GPU advice): the same arithmetic.
         def step():
             optimizer.zero_grad()
-            with autocast:
+            with torch.profiler.record_function("forward + loss"), autocast:
                 losses = model.loss(inputs, samples)
                 total, _ = model.parse_losses(losses)
-            total.backward()
-            optimizer.step()
+            with torch.profiler.record_function("backward"):
+                total.backward()
+            with torch.profiler.record_function("optimizer"):
+                optimizer.step()
 
     started = time.perf_counter()
-    step()
+    step()  # also the first warm-up step
     synchronize(device)
     first = time.perf_counter() - started
-    times = timed(step, args.runs, device, warmup=0)
+    times = timed(step, args.runs, device, warmup=max(args.warmup - 1, 0))
+    profile = None
+    if args.profile and args.what == "train":
+        import profiles
+
+        marks = ("forward + loss", "backward", "optimizer")
+        profile = profiles.torch_step_profile(step, marks=marks, autograd=False)
     if device.type == "cuda":
         memory, kind = torch.cuda.max_memory_allocated() / 2**30, "GPU"
     else:
@@ -119,6 +130,8 @@ def main():
                 "first": first,
                 "times": times,
                 "best": min(times),
+                "median": statistics.median(times),
+                "profile": profile,
                 "peak_gib": memory,
                 "memory_kind": kind,
                 "torch": torch.__version__,

@@ -215,12 +215,14 @@ class Preset:
         This and `metadata()` are the one place where the record's keys are read and written.
         """
         dataset = None
-        if metadata.get("class_names"):
+        # Lists as metadata.json holds them, or NumPy arrays a user put in preset_metadata.
+        names, palette = _tuple(metadata.get("class_names")), _tuple(metadata.get("palette"))
+        if names:
             dataset = DatasetInfo(
                 name=metadata.get("dataset") or "custom",
                 title=metadata.get("dataset") or "custom",
-                class_names=tuple(metadata["class_names"]),
-                palette=tuple(tuple(c) for c in metadata.get("palette") or ()),
+                class_names=tuple(str(name) for name in names),
+                palette=tuple(tuple(int(v) for v in color) for color in palette or ()),
             )
         test = None
         if metadata.get("test_mode"):
@@ -259,7 +261,8 @@ class Preset:
 
 
 def _tuple(value):
-    return tuple(value) if value else None
+    """A tuple of a list or an array; None for None or an empty one."""
+    return None if value is None or len(value) == 0 else tuple(value)
 
 
 # The constructor arguments a record keeps: what tells two models apart, not their names.
