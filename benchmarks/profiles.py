@@ -3,7 +3,8 @@
 Used by keras_side.py and mmseg_side.py with `train --profile`; each returns plain data for
 the RESULT line:
 
-- `top_ops`: the 10 operations with the most self time, `[name, seconds, share of the step]`.
+- `top_ops`: the 10 operations with the most self time, `[name, seconds, share of all the
+  operations' time]`.
   PyTorch (mmseg and the torch backend): `torch.profiler`, by operator. JAX: the step's XLA
   trace (`jax.profiler`, written as a Perfetto trace and read back), by HLO instruction
   with its number dropped (`fusion.12` -> `fusion`). TensorFlow writes its profile as an
@@ -21,9 +22,12 @@ import tempfile
 import time
 
 
-def _top(totals, step_seconds, count=10):
+def _top(totals, count=10):
+    """The `count` largest of `{operation: seconds}`, each with its share of all operations'
+    time (which can exceed the step's wall time where operations run on several threads)."""
+    everything = sum(totals.values()) or 1.0
     ranked = sorted(totals.items(), key=lambda item: -item[1])[:count]
-    return [[name, round(seconds, 4), round(seconds / step_seconds, 3)] for name, seconds in ranked]
+    return [[name, round(seconds, 4), round(seconds / everything, 3)] for name, seconds in ranked]
 
 
 def torch_step_profile(step, marks=(), autograd=True):
@@ -56,7 +60,7 @@ def torch_step_profile(step, marks=(), autograd=True):
             continue
         totals[name] = totals.get(name, 0.0) + event.self_cpu_time_total / 1e6
     phases = {name: round(value, 3) for name, value in phases.items()}
-    return {"step": round(seconds, 3), "top_ops": _top(totals, seconds), "phases": phases}
+    return {"step": round(seconds, 3), "top_ops": _top(totals), "phases": phases}
 
 
 # XLA names instructions `kind.N` (`fusion.12`, `convolution.3`); the kind is what we add up.
@@ -79,23 +83,16 @@ def jax_step_profile(step):
         with gzip.open(traces[0], "rt") as file:
             trace = json.load(file)
     events = trace["traceEvents"] if isinstance(trace, dict) else trace
-    # Threads named for XLA's CPU/GPU execution hold one event per executed instruction.
-    threads = {
-        (event.get("pid"), event.get("tid")): event.get("args", {}).get("name", "")
-        for event in events
-        if event.get("ph") == "M" and event.get("name") == "thread_name"
-    }
     totals = {}
     for event in events:
-        if event.get("ph") != "X" or "dur" not in event:
+        # One event per executed XLA instruction, on whichever thread ran it; the runtime's
+        # own ranges (ThunkExecutor, PjRt's) carry no hlo_op and hold the instructions.
+        hlo = event.get("args", {}).get("hlo_op")
+        if event.get("ph") != "X" or "dur" not in event or not hlo:
             continue
-        thread = threads.get((event.get("pid"), event.get("tid")), "")
-        hlo = event.get("args", {}).get("hlo_op") or event.get("args", {}).get("long_name")
-        if not hlo and "XLA" not in thread and "Thunk" not in event.get("name", ""):
-            continue
-        kind = _NUMBERED.sub("", str(hlo or event["name"]).split(" ")[0].split(":")[0])
+        kind = _NUMBERED.sub("", str(hlo))
         totals[kind] = totals.get(kind, 0.0) + event["dur"] / 1e6
-    return {"step": round(seconds, 3), "top_ops": _top(totals, seconds), "phases": {}}
+    return {"step": round(seconds, 3), "top_ops": _top(totals), "phases": {}}
 
 
 def markdown(name, profile):
@@ -111,7 +108,7 @@ def markdown(name, profile):
     if profile.get("error"):
         lines.append(f"no table: {profile['error']}")
     if profile.get("top_ops"):
-        lines += ["", "| operation | self s | share |", "|---|---:|---:|"]
+        lines += ["", "| operation | self s | share of op time |", "|---|---:|---:|"]
         lines += [
             f"| `{op}` | {seconds:.3f} | {share:.1%} |" for op, seconds, share in profile["top_ops"]
         ]
