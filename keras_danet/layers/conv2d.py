@@ -18,8 +18,8 @@ class Conv2D(keras.layers.Conv2D):
     wants. This layer passes that view straight to `torch.nn.functional.conv2d`, which
     took DANet R50's 512x1024 forward pass on a 2-core CPU from 8.2 s to 6.1 s.
 
-    The only code in keras_danet's layers that names a backend: every other case (other
-    backends, strided "same" padding, channels-first) is Keras' own convolution.
+    Every other case (other backends, strided "same" padding, channels-first) is Keras' own
+    convolution.
 
     Example:
     >>> conv = keras_danet.layers.Conv2D(64, 3, padding="same", use_bias=False)

@@ -8,6 +8,7 @@ from keras_danet.training.backup import BackupAndRestore
 from keras_danet.training.divergence import LossGrowthWarning
 from keras_danet.training.loss import DANetLoss
 from keras_danet.training.mean_dice import MeanDice
+from keras_danet.training.mean_iou import MeanIoU
 from keras_danet.training.optimizer import TorchSGD
 from keras_danet.training.schedule import PolyDecay
 
@@ -16,6 +17,7 @@ __all__ = [
     "DANetLoss",
     "LossGrowthWarning",
     "MeanDice",
+    "MeanIoU",
     "PolyDecay",
     "TorchSGD",
 ]

@@ -4,10 +4,11 @@ import keras
 from keras import ops
 
 from keras_danet.constants import IGNORE_INDEX
+from keras_danet.training.mean_iou import MeanIoU
 
 
 @keras.saving.register_keras_serializable(package="keras_danet")
-class MeanDice(keras.metrics.MeanIoU):
+class MeanDice(MeanIoU):
     """Mean Dice over the epoch, as mmseg's `IoUMetric(iou_metrics=["mDice"])` averages it.
 
     Per class `2 TP / (predicted + labelled pixels)`, averaged over the classes present in

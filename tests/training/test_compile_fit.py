@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from keras_danet import DANet
-from keras_danet.training import DANetLoss, PolyDecay, TorchSGD
+from keras_danet.training import DANetLoss, MeanIoU, PolyDecay, TorchSGD
 from tests.conftest import TINY, to_numpy
 from tests.helpers import QUICK, StopAtTrainBegin
 
@@ -48,7 +48,7 @@ def test_compile_defaults_are_the_mmseg_recipe():
     assert model._danet_loss.head_weights == {"main": 1.0, "pam": 1.0, "cam": 1.0, "aux": 0.4}
     assert not model._danet_loss.avg_non_ignore and model._danet_loss.ignore_index == 255
     [metric] = model._compile_metrics._user_metrics
-    assert isinstance(metric, keras.metrics.MeanIoU)
+    assert isinstance(metric, MeanIoU)
     assert (metric.ignore_class, metric.num_classes, metric.sparse_y_pred) == (255, CLASSES, False)
 
 
