@@ -18,20 +18,10 @@ from keras_danet.models.inference_methods import InferenceMethods
 from keras_danet.models.preset_metadata import PresetMetadata
 from keras_danet.models.resnet_v1c import ResNetV1c
 from keras_danet.presets import PRESETS, PresetError, loading, registry, saving
+from keras_danet.presets.preset import record_to_save, record_without_classes
 from keras_danet.training.recipe import TrainingRecipe
 
 logger = logging.getLogger("keras_danet")
-
-# What preset_metadata says about the classes, which a new classifier makes untrue.
-_CLASS_KEYS = (
-    "class_names",
-    "palette",
-    "dataset",
-    "num_classes",
-    "miou",
-    "miou_ms_flip",
-    "metrics",
-)
 
 
 def class_count(num_classes):
@@ -322,9 +312,7 @@ class DANet(TrainingRecipe, InferenceMethods, PresetMetadata, FreeingFunctional,
                 palette=[list(color) for color in info.palette],
             )
         record.update(metadata or {})
-        record = saving.record_to_save(
-            self.preset_metadata, directory, record, run=self.training_run()
-        )
+        record = record_to_save(self.preset_metadata, directory, record, run=self.training_run())
         return saving.save_to_preset(self, directory, metadata=record, overwrite=overwrite)
 
     def get_classifier(self):
@@ -356,10 +344,7 @@ class DANet(TrainingRecipe, InferenceMethods, PresetMetadata, FreeingFunctional,
                 new.assign(old)
         # The old classes (names, palette, their metrics) are gone; what the rest of the
         # weights were trained as stays on record as `pretrained`.
-        record = {k: v for k, v in self.preset_metadata.items() if k not in _CLASS_KEYS}
-        if self.preset_metadata.get("preset"):
-            record["pretrained"] = record.pop("preset")
-        model.preset_metadata = record
+        model.preset_metadata = record_without_classes(self.preset_metadata)
         return model
 
     def get_layer(self, name=None, index=None):

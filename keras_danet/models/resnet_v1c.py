@@ -7,6 +7,7 @@ from keras_danet.layers.conv2d import Conv2D
 from keras_danet.models.freeing_functional import FreeingFunctional
 from keras_danet.models.preset_metadata import PresetMetadata
 from keras_danet.presets import PRESETS, PresetError, loading, registry, saving
+from keras_danet.presets.preset import record_to_save
 
 # Bottleneck blocks per stage.
 STAGE_BLOCKS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
@@ -212,5 +213,5 @@ class ResNetV1c(PresetMetadata, FreeingFunctional, keras.Model):
         Example:
         >>> backbone.save_to_preset("my_backbone")
         """
-        record = saving.record_to_save(self.preset_metadata, directory, metadata or {})
+        record = record_to_save(self.preset_metadata, directory, metadata or {})
         return saving.save_to_preset(self, directory, metadata=record, overwrite=overwrite)

@@ -281,3 +281,74 @@ _IDENTIFYING = (
 
 def _identifying_config(config):
     return {key: config[key] for key in _IDENTIFYING if key in config}
+
+
+# What names one published preset and the figures measured for its weights: a save under
+# another name is another preset (a fine-tune), which keeps only where it started from.
+_IDENTITY_KEYS = (
+    "preset",
+    "description",
+    "source",
+    "source_url",
+    "source_sha256",
+    "checkpoint_url",
+    "checkpoint_sha256_prefix",
+    "hub_repo",
+    "hub_revision",
+    "miou",
+    "miou_ms_flip",
+    "metrics",
+    "held_out",
+)
+# What describes how weights were made and what they scored: untrue once they trained on.
+_TRAINING_KEYS = ("training", "miou", "miou_ms_flip", "metrics", "held_out")
+
+
+def record_to_save(record, directory, metadata, run=None):
+    """metadata.json's record for a model loaded with `record`, saved to `directory` with
+    `metadata` added: under a new name, a new preset that keeps only where it started from.
+
+    `run` is the model's training since it was loaded (`training_run()`), if any: it
+    replaces the loaded preset's training record and scores, which no longer describe
+    these weights (`metadata` may give the new scores)."""
+    record = dict(record)  # the model's own stays as it was
+    loaded = record.get("preset")
+    name = metadata.get("preset") or os.path.basename(os.path.normpath(os.fspath(directory)))
+    if loaded and loaded != name:
+        record = {k: v for k, v in record.items() if k not in _IDENTITY_KEYS}
+        record.setdefault("pretrained", loaded)
+        record["preset"] = name
+    if run:
+        # Trained on: neither the release nor its scores describe these weights, even under
+        # the name they were loaded with (which then names the new weights, trained from
+        # the earlier ones).
+        record = {k: v for k, v in record.items() if k not in _TRAINING_KEYS}
+        if loaded and loaded == name:
+            record = {k: v for k, v in record.items() if k not in _IDENTITY_KEYS}
+            record["preset"] = name
+            record.setdefault("pretrained", loaded)
+        record["training"] = run
+    record.update(metadata)
+    return record
+
+
+# What a record says about the classes, which a new classifier makes untrue.
+_CLASS_KEYS = (
+    "class_names",
+    "palette",
+    "dataset",
+    "num_classes",
+    "miou",
+    "miou_ms_flip",
+    "metrics",
+)
+
+
+def record_without_classes(record):
+    """The record of a model whose classifiers were made afresh (`reset_classifier`): the
+    old classes, their names, palette and scores are gone; what the rest of the weights were
+    trained as stays, as `pretrained`."""
+    record = {k: v for k, v in record.items() if k not in _CLASS_KEYS}
+    if record.get("preset"):
+        record["pretrained"] = record.pop("preset")
+    return record

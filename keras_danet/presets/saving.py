@@ -67,55 +67,6 @@ def save_to_preset(model, directory, metadata=None, overwrite=False):
     return directory
 
 
-# What names one published preset and the figures measured for its weights: a save under
-# another name is another preset (a fine-tune), which keeps only where it started from.
-_IDENTITY_KEYS = (
-    "preset",
-    "description",
-    "source",
-    "source_url",
-    "source_sha256",
-    "checkpoint_url",
-    "checkpoint_sha256_prefix",
-    "hub_repo",
-    "hub_revision",
-    "miou",
-    "miou_ms_flip",
-    "metrics",
-    "held_out",
-)
-# What describes how weights were made and what they scored: untrue once they trained on.
-_TRAINING_KEYS = ("training", "miou", "miou_ms_flip", "metrics", "held_out")
-
-
-def record_to_save(record, directory, metadata, run=None):
-    """metadata.json's record for a model loaded with `record`, saved to `directory` with
-    `metadata` added: under a new name, a new preset that keeps only where it started from.
-
-    `run` is the model's training since it was loaded (`training_run()`), if any: it
-    replaces the loaded preset's training record and scores, which no longer describe
-    these weights (`metadata` may give the new scores)."""
-    record = dict(record)  # the model's own stays as it was
-    loaded = record.get("preset")
-    name = metadata.get("preset") or os.path.basename(os.path.normpath(os.fspath(directory)))
-    if loaded and loaded != name:
-        record = {k: v for k, v in record.items() if k not in _IDENTITY_KEYS}
-        record.setdefault("pretrained", loaded)
-        record["preset"] = name
-    if run:
-        # Trained on: neither the release nor its scores describe these weights, even under
-        # the name they were loaded with (which then names the new weights, trained from
-        # the earlier ones).
-        record = {k: v for k, v in record.items() if k not in _TRAINING_KEYS}
-        if loaded and loaded == name:
-            record = {k: v for k, v in record.items() if k not in _IDENTITY_KEYS}
-            record["preset"] = name
-            record.setdefault("pretrained", loaded)
-        record["training"] = run
-    record.update(metadata)
-    return record
-
-
 def check_preset_target(directory, overwrite=False):
     """The absolute path of `directory` if a preset may be written there, else PresetError.
 

@@ -45,21 +45,21 @@ def test_save_then_load_gives_identical_outputs(tmp_path):
 
 def test_a_fine_tune_records_its_own_run_not_its_parents(tmp_path):
     # The bundled demo's record: its training script, 4800 steps, held-out scenes, mIoU.
-    from keras_danet.presets import saving
+    from keras_danet.presets.preset import record_to_save
     from keras_danet.presets.table import bundled_preset_folder
 
     with open(os.path.join(bundled_preset_folder("danet_demo_shapes"), "metadata.json")) as file:
         parent = json.load(file)
     assert parent["training"]["steps"] == 4800 and "held_out" in parent and parent["miou"]
     run = {"steps": 30, "optimizer": "TorchSGD", "final_loss": 0.4}
-    record = saving.record_to_save(parent, tmp_path / "cracks", {"dataset": "cracks"}, run)
+    record = record_to_save(parent, tmp_path / "cracks", {"dataset": "cracks"}, run)
     assert record["training"] == run and record["pretrained"] == "danet_demo_shapes"
     assert not {"held_out", "miou", "metrics", "description"} & set(record)
     # Not trained since loading, saved under a new name: the same weights, same training.
-    copy = saving.record_to_save(parent, tmp_path / "copy", {})
+    copy = record_to_save(parent, tmp_path / "copy", {})
     assert copy["training"] == parent["training"] and "miou" not in copy
     # Trained on and saved under the same name: the release's identity goes too.
-    again = saving.record_to_save(parent, tmp_path / "danet_demo_shapes", {}, run)
+    again = record_to_save(parent, tmp_path / "danet_demo_shapes", {}, run)
     assert again["preset"] == again["pretrained"] == "danet_demo_shapes"
     assert again["training"] == run and not {"description", "miou", "held_out"} & set(again)
 
