@@ -41,8 +41,8 @@ def atomic_write_path(path, suffix=""):
     `OSError` names `path`, not the temporary file.
 
     Example:
-    >>> with atomic_write_path("out/overlay.png", suffix=".png") as partial:
-    ...     image.save(partial)
+    >>> with atomic_write_path("out/numbers.npy", suffix=".npy") as partial:
+    ...     np.save(partial, np.arange(3))
     """
     path = output_path(path)
     if os.path.isdir(path):

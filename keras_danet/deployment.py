@@ -63,6 +63,7 @@ def export(
 
     Example:
     >>> keras_danet.export(model, "danet.onnx", format="onnx", labels=True)
+    >>> import onnxruntime
     >>> session = onnxruntime.InferenceSession("danet.onnx")
     >>> logits, labels = session.run(["logits", "labels"], {"images": images})
     >>> keras_danet.export(model, "danet_int8.xml", "openvino", int8=True, calibration="val/")

@@ -24,8 +24,8 @@ def exclusive_lock(path):
     block ends (a process killed with the lock leaves the file; the next holder deletes it).
 
     Example:
-    >>> with exclusive_lock("cache/presets/.danet_r50.lock"):
-    ...     convert()
+    >>> with exclusive_lock(".my_danet.lock"):   # one process at a time writes my_danet/
+    ...     folder = model.save_to_preset("my_danet", overwrite=True)
     """
     if fcntl is None:
         with FileLock(path):

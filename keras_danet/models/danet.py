@@ -319,8 +319,8 @@ class DANet(TrainingRecipe, InferenceMethods, PresetMetadata, FreeingFunctional,
         """The four classifiers, by name: the only layers whose shape depends on the classes.
 
         Example:
-        >>> model.get_classifier()["aux_classifier"].kernel.shape
-        (1, 1, 256, 19)
+        >>> model.get_classifier()["aux_classifier"].kernel.shape[-1]   # Cityscapes' classes
+        19
         """
         return {name: self.get_layer(name) for name in CLASSIFIER_LAYERS}
 

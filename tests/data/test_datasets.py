@@ -28,18 +28,18 @@ def _labels(seed, high, height=40, width=60):
     return label[:height, :width]
 
 
-def make_cityscapes(root, count=3, train_ids=True):
+def make_cityscapes(root, count=3, train_ids=True, split="train"):
     for index in range(count):
         city = "aachen" if index % 2 else "bremen"
         stem = f"{city}_{index:06d}_000019"
-        _save(f"{root}/leftImg8bit/train/{city}/{stem}_leftImg8bit.png", _image(index))
+        _save(f"{root}/leftImg8bit/{split}/{city}/{stem}_leftImg8bit.png", _image(index))
         ids = _labels(index, 34)
-        _save(f"{root}/gtFine/train/{city}/{stem}_gtFine_labelIds.png", ids)
+        _save(f"{root}/gtFine/{split}/{city}/{stem}_gtFine_labelIds.png", ids)
         if train_ids:
             table = np.full(256, 255)
             for label_id, train_id in data.datasets.CITYSCAPES_TRAIN_IDS.items():
                 table[label_id] = train_id
-            _save(f"{root}/gtFine/train/{city}/{stem}_gtFine_labelTrainIds.png", table[ids])
+            _save(f"{root}/gtFine/{split}/{city}/{stem}_gtFine_labelTrainIds.png", table[ids])
     return root
 
 
