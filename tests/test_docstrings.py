@@ -1,10 +1,14 @@
 """The `>>>` examples in keras_danet's docstrings run as written, on one backend.
 
-Each docstring's examples run in order, in a fresh copy of one namespace, in a folder that
-holds what they name: `keras_danet`, `keras`, `np`, a `model` (the bundled demo preset),
-`images` and `image`, `street.png` and the other pictures, `train` / `train_data` /
-`val_data` (a folder dataset of generated scenes), a Cityscapes-layout `data/cityscapes`,
-and the mmseg checkpoints the converter examples name (the tiny fixtures under those names).
+Each docstring's examples run in order, with the module's own names and those of one
+namespace, in a folder that holds what they name: `keras_danet`, `keras`, `np`, a `model`
+(a Cityscapes DANet of tiny widths, converted from the mmseg fixture and compiled),
+`images`, `image`, `label`, `palette`, `street.png` and other pictures, `train` (Cityscapes
+batches at small crops), a Cityscapes-layout `data/cityscapes`, a three-class `shapes/`
+folder, and the mmseg checkpoints the converter examples name (the tiny fixtures under
+those names). The names are fresh for each docstring; the objects are shared, in sorted
+order, as in a notebook (an example that compiles or trains `model` changes it for later
+ones), so an example shows no output that depends on the weights.
 Where an example shows output, doctest compares it; where it shows none, it must run
 without an error. The examples that cannot run here are listed in `NOT_RUN`, each with why.
 """
@@ -148,7 +152,11 @@ def test_docstring_examples_run(name, namespace):
     test.globs = {**DOCSTRINGS[name].globs, **namespace}
     runner = doctest.DocTestRunner(checker=_Checker(), optionflags=doctest.ELLIPSIS)
     report = []
-    runner.run(test, out=report.append, clear_globs=False)
+    try:
+        runner.run(test, out=report.append, clear_globs=False)
+    finally:
+        # keras_danet.config's example sets the attention switch for the whole process.
+        keras_danet.config.set_attention_implementation(None)
     assert runner.failures == 0, "".join(report)
 
 

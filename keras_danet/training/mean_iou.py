@@ -56,16 +56,19 @@ class MeanIoU(keras.metrics.MeanIoU):
             y_true = ops.argmax(y_true, axis=self.axis)
         if not self.sparse_y_pred:
             y_pred = ops.argmax(y_pred, axis=self.axis)
-        y_true = ops.reshape(ops.cast(y_true, "int64"), [-1])
-        y_pred = ops.reshape(ops.cast(y_pred, "int64"), [-1])
+        y_true, y_pred = ops.reshape(y_true, [-1]), ops.reshape(y_pred, [-1])
         classes = self.num_classes
+        # The range is checked before the cast, as Keras does: a label of -0.5 is no class 0.
         counted = (y_true >= 0) & (y_true < classes) & (y_pred >= 0) & (y_pred < classes)
         if self.ignore_class is not None:
             counted = counted & (y_true != self.ignore_class)
-        weights = ops.cast(counted, self.dtype)
+        weights = ops.ones(ops.shape(y_true), self.dtype)
         if sample_weight is not None:
             sample_weight = ops.reshape(ops.convert_to_tensor(sample_weight, self.dtype), [-1])
-            weights = weights * ops.broadcast_to(sample_weight, ops.shape(y_true))
+            weights = ops.broadcast_to(sample_weight, ops.shape(y_true))
+        # where, not a product: an inf or NaN weight on an uncounted pixel counts nothing.
+        weights = ops.where(counted, weights, 0)
+        y_true, y_pred = ops.cast(y_true, "int64"), ops.cast(y_pred, "int64")
         cells = ops.where(counted, y_true * classes + y_pred, 0)
         counts = ops.bincount(cells, weights=weights, minlength=classes * classes)
         matrix = ops.reshape(ops.cast(counts, self.dtype), (classes, classes))

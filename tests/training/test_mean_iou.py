@@ -20,7 +20,10 @@ def test_mean_iou_counts_what_keras_mean_iou_counts(weighted):
     theirs = keras.metrics.MeanIoU(5, ignore_class=255, sparse_y_pred=False, dtype="float32")
     for seed in range(2):  # accumulates over batches
         labels, logits = _batch(seed)
-        weights = np.random.default_rng(seed).uniform(size=labels.shape) if weighted else None
+        weights = None
+        if weighted:
+            weights = np.random.default_rng(seed).uniform(size=labels.shape)
+            weights[labels == 255] = np.inf  # an ignored pixel counts nothing, whatever weight
         ours.update_state(labels, logits, sample_weight=weights)
         theirs.update_state(labels, logits, sample_weight=weights)
     matrix = keras.ops.convert_to_numpy(ours.total_cm)
