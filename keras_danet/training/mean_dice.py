@@ -3,7 +3,6 @@
 import keras
 from keras import ops
 
-from keras_danet.constants import IGNORE_INDEX
 from keras_danet.training.mean_iou import MeanIoU
 
 
@@ -20,25 +19,9 @@ class MeanDice(MeanIoU):
     >>> model.compile(metrics=["mIoU", "mDice"])   # logs mean_iou and mean_dice
     """
 
-    def __init__(
-        self,
-        num_classes,
-        name="mean_dice",
-        dtype="float32",  # int32 counts overflow within an epoch of large crops
-        ignore_class=IGNORE_INDEX,
-        sparse_y_true=True,
-        sparse_y_pred=False,
-        axis=-1,
-    ):
-        super().__init__(
-            num_classes,
-            name=name,
-            dtype=dtype,
-            ignore_class=ignore_class,
-            sparse_y_true=sparse_y_true,
-            sparse_y_pred=sparse_y_pred,
-            axis=axis,
-        )
+    def __init__(self, num_classes, name="mean_dice", **kwargs):
+        # MeanIoU's confusion matrix and defaults (255 ignored, logits, float32 counts).
+        super().__init__(num_classes, name=name, **kwargs)
 
     def result(self):
         matrix = ops.cast(self.total_cm, "float32")  # rows: labels, columns: predictions
