@@ -180,7 +180,17 @@ def _assert_chain_equals_mmseg(case, augment, image, label, **scale):
     )
     assert next(remaining, None) is None
     normalized = (image - np.array(PAD_COLOR, np.float32)) / STD
-    np.testing.assert_allclose(normalized, REFERENCE[f"{case}_normalized"], atol=1.01 / STD.min())
+    levels = np.abs(normalized - REFERENCE[f"{case}_normalized"]) * STD  # 0-255 steps
+    photometric = parameters["photometric"]
+    if photometric["hue"] is None and photometric["saturation"] is None:
+        assert levels.max() <= 1.01
+    else:
+        # OpenCV's RGB<->HSV rounds H differently in its AVX2 and AVX-512 kernels (one
+        # step of H is 2 degrees: up to a few RGB levels in bright, saturated pixels). The
+        # fixtures were recorded on an AVX-512 CPU; measured on an AVX2 one: 503 of 12288
+        # values (4 %) off by 2-3 levels in optionchain_0, none by more.
+        assert levels.max() <= 4.01
+        assert np.mean(levels > 1.01) <= 0.06, f"{np.sum(levels > 1.01)} values off by > 1"
     np.testing.assert_array_equal(label, REFERENCE[f"{case}_label"])
 
 
