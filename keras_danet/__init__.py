@@ -1,6 +1,6 @@
 """keras-danet: DANet (Dual Attention Network) for Keras 3, faithful to mmsegmentation."""
 
-from keras_danet import config, data, training
+from keras_danet import config, data, distributed, training
 from keras_danet.convert.mmseg import convert_mmseg_checkpoint
 from keras_danet.deployment import export
 from keras_danet.evaluation import evaluate
@@ -20,6 +20,7 @@ __all__ = [
     "config",
     "convert_mmseg_checkpoint",
     "data",
+    "distributed",
     "evaluate",
     "export",
     "list_presets",

@@ -73,6 +73,7 @@ _BELOW_PRESETS = (
     "keras_danet.presets",
     "keras_danet.atomic_files",
     "keras_danet.dataset_info",
+    "keras_danet.distributed",
     "keras_danet.file_lock",
     "keras_danet.version",
 )

@@ -19,6 +19,7 @@ def test_public_api_is_small():
             "config",
             "convert_mmseg_checkpoint",
             "data",
+            "distributed",
             "evaluate",
             "export",
             "list_presets",

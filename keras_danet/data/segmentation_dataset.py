@@ -7,6 +7,7 @@ import os
 import keras
 import numpy as np
 
+from keras_danet import distributed
 from keras_danet.data.check import check_dataset
 from keras_danet.data.images import DataError, read_image, read_label
 
@@ -65,6 +66,9 @@ class SegmentationDataset(keras.utils.PyDataset):
         self.seed = int(seed)
         self.name = name
         self.epoch = 0
+        # (rank, processes, even): the part one of several processes reads (`fit` under
+        # torchrun, keras_danet.distributed); (0, 1, True) in a single process.
+        self._shard = (0, 1, True)
         if augmentation is not None and len(self.files) < self.batch_size:
             raise DataError(
                 f"{name} has {len(self.files)} images, fewer than one batch of {batch_size}."
@@ -75,9 +79,10 @@ class SegmentationDataset(keras.utils.PyDataset):
         return self.info.num_classes
 
     def __len__(self):
+        count = len(self._shard_indices(np.arange(len(self.files))))
         if self.augmentation is not None:  # whole batches only: every step has one shape
-            return len(self.files) // self.batch_size
-        return -(-len(self.files) // self.batch_size)
+            return count // self.batch_size
+        return -(-count // self.batch_size)
 
     def sample(self, index):
         """`(image, label)` number `index` as stored: RGB uint8 and uint8 class map, checked."""
@@ -95,8 +100,26 @@ class SegmentationDataset(keras.utils.PyDataset):
 
     def _order(self):
         if self.augmentation is None:
-            return np.arange(len(self.files))
-        return np.random.default_rng([self.seed, self.epoch]).permutation(len(self.files))
+            order = np.arange(len(self.files))
+        else:
+            order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.files))
+        return self._shard_indices(order)
+
+    def _shard_indices(self, order):
+        rank, processes, even = self._shard
+        if processes == 1:
+            return order
+        return order[distributed.shard_indices(len(order), rank, processes, even=even)]
+
+    def sharded(self, rank, processes, *, even=True):
+        """The part of each epoch that process `rank` of `processes` reads, as PyTorch's
+        `DistributedSampler`: the epoch's order (shuffled as in one process), every
+        `processes`-th image from `rank`, wrapped around with `even` so that every process
+        has as many batches. `fit` under torchrun calls it; `batch_size` is per process."""
+        copy = self.with_options()
+        copy.epoch = self.epoch
+        copy._shard = (int(rank), int(processes), bool(even))
+        return copy
 
     def __getitem__(self, index):
         if not 0 <= index < len(self):
@@ -104,7 +127,11 @@ class SegmentationDataset(keras.utils.PyDataset):
         chosen = self._order()[index * self.batch_size : (index + 1) * self.batch_size]
         samples = [self.sample(int(i)) for i in chosen]
         if self.augmentation is not None:
-            rng = np.random.default_rng([self.seed, self.epoch, index])
+            key = [self.seed, self.epoch, index]
+            rank, processes, _ = self._shard
+            if processes > 1:  # each process draws its own crops and flips
+                key.append(rank)
+            rng = np.random.default_rng(key)
             samples = [self.augmentation(image, label, rng) for image, label in samples]
         shapes = {image.shape for image, _ in samples}
         if len(shapes) > 1:

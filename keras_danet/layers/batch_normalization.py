@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from keras_danet import distributed
+
 # PyTorch's BatchNorm: eps 1e-5 and running = 0.9 * running + 0.1 * batch.
 EPSILON = 1e-5
 MOMENTUM = 0.9
@@ -24,8 +26,9 @@ class TorchBatchNormalization(keras.layers.BatchNormalization):
     `synchronized=True` asks for statistics over the global batch, as mmseg's SyncBN, on
     every backend: on TensorFlow it is Keras' `synchronized` (distribution strategies);
     on JAX, `keras.distribution.DataParallel` computes every BatchNormalization over the
-    global batch anyway, so the flag changes nothing there; Keras has no multi-device
-    training on PyTorch, so there is nothing to synchronise. (Keras itself refuses
+    global batch anyway, so the flag changes nothing there; on PyTorch, in processes that
+    `torchrun` started (`keras_danet.distributed`), the batch statistics are computed over
+    all processes as `torch.nn.SyncBatchNorm` does. (Keras itself refuses
     `synchronized=True` outside TensorFlow.)
 
     Example:
@@ -95,6 +98,8 @@ class TorchBatchNormalization(keras.layers.BatchNormalization):
         running_variance = ops.cast(self.moving_variance, dtype).detach()
         if training:
             running_mean, running_variance = running_mean.clone(), running_variance.clone()
+        if training and self.synchronized_requested and distributed.process_count() > 1:
+            return ops.cast(self._synchronized_call(inputs, dtype), self.compute_dtype)
         rank = len(inputs.shape)
         # NHWC memory is PyTorch's channels-last: the channels-first view costs no copy.
         channels_first = (0, rank - 1, *range(1, rank - 1))
@@ -113,3 +118,28 @@ class TorchBatchNormalization(keras.layers.BatchNormalization):
             self.moving_mean.assign(running_mean)
             self.moving_variance.assign(running_variance)
         return ops.cast(outputs, self.compute_dtype)
+
+    def _synchronized_call(self, inputs, dtype):
+        # SyncBatchNorm's computation: the global batch's mean and biased variance normalise
+        # each process's part; the running variance takes the unbiased one over the global
+        # count.
+        import torch
+
+        axes = tuple(range(len(inputs.shape) - 1))
+        mean, variance, count = distributed.synchronized_moments(inputs, axes)
+        scale = torch.rsqrt(variance + self.epsilon)
+        if self.scale:
+            scale = scale * ops.cast(self.gamma, dtype)
+        outputs = (inputs - mean) * scale
+        if self.center:
+            outputs = outputs + ops.cast(self.beta, dtype)
+        with torch.no_grad():
+            unbiased = variance.detach() * count / torch.clamp(count - 1.0, min=1.0)
+            momentum = self.momentum
+            self.moving_mean.assign(
+                ops.cast(self.moving_mean, dtype) * momentum + mean.detach() * (1.0 - momentum)
+            )
+            self.moving_variance.assign(
+                ops.cast(self.moving_variance, dtype) * momentum + unbiased * (1.0 - momentum)
+            )
+        return outputs

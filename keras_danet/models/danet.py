@@ -10,6 +10,7 @@ import numbers
 
 import keras
 
+from keras_danet import distributed
 from keras_danet.constants import IMAGENET_MEAN, IMAGENET_STD
 from keras_danet.layers import BilinearResize, ImageNormalization
 from keras_danet.models.freeing_functional import FreeingFunctional
@@ -99,8 +100,8 @@ class DANet(TrainingRecipe, InferenceMethods, PresetMetadata, FreeingFunctional,
         align_corners: PyTorch's align_corners for the logits resize (True in the 769x769 configs).
         mean, std: per-channel RGB normalisation, 0-255 scale.
         synchronized_batch_norm: batch statistics over all replicas while training, as
-            mmseg's SyncBN (TensorFlow distribution strategies; JAX's `DataParallel` uses the
-            global batch anyway).
+            mmseg's SyncBN (processes under `torchrun` on PyTorch, TensorFlow distribution
+            strategies; JAX's `DataParallel` uses the global batch anyway).
 
     Example:
     >>> model = keras_danet.DANet(num_classes=19, depth=50)
@@ -127,6 +128,7 @@ class DANet(TrainingRecipe, InferenceMethods, PresetMetadata, FreeingFunctional,
         backbone=None,
         **kwargs,
     ):
+        distributed.start()  # under torchrun: this process's GPU before any weight is made
         num_classes = class_count(num_classes)
         pretrained_backbone, backbone_source = _pretrained_backbone(backbone)
         del backbone  # the name is ours below

@@ -2,6 +2,7 @@
 
 import keras
 
+from keras_danet import distributed
 from keras_danet.layers.batch_normalization import TorchBatchNormalization
 from keras_danet.layers.conv2d import Conv2D
 from keras_danet.models.freeing_functional import FreeingFunctional
@@ -119,6 +120,7 @@ class ResNetV1c(PresetMetadata, FreeingFunctional, keras.Model):
         synchronized_batch_norm=False,
         **kwargs,
     ):
+        distributed.start()  # under torchrun: this process's GPU before any weight is made
         if depth not in STAGE_BLOCKS:
             raise ValueError(f"depth must be one of {sorted(STAGE_BLOCKS)}, got {depth!r}.")
         if output_stride not in _STRIDES_AND_DILATIONS:

@@ -17,6 +17,7 @@ import time
 import keras
 import numpy as np
 
+from keras_danet import distributed
 from keras_danet.atomic_files import give_default_permissions, output_path
 from keras_danet.presets.files import PresetError, sha256_file
 from keras_danet.version import __version__
@@ -47,10 +48,22 @@ def save_to_preset(model, directory, metadata=None, overwrite=False):
     which every load verifies, so a save interrupted at any moment never leaves a folder that
     loads as a good preset.
 
+    Under `torchrun`, rank 0 writes the folder and every process returns once it is
+    complete (the processes hold the same weights).
+
     Example:
     >>> model.save_to_preset("my_danet")
     >>> keras_danet.DANet.from_preset("my_danet")
     """
+    if distributed.is_main_process():
+        directory = _save(model, directory, metadata, overwrite)
+    else:
+        directory = output_path(directory, "save_to_preset")
+    distributed.barrier()  # a process that loads the folder next finds it whole
+    return directory
+
+
+def _save(model, directory, metadata, overwrite):
     directory = check_preset_target(directory, overwrite)
     parent = os.path.dirname(directory)
     os.makedirs(parent, exist_ok=True)

@@ -6,6 +6,7 @@ import os
 
 import keras
 
+from keras_danet import distributed
 from keras_danet.atomic_files import atomic_write_path
 
 
@@ -14,7 +15,8 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
 
     The same arguments and the same resume: after a crash, running the same `fit` again
     restores the weights, the optimizer state (momentum buffers, iteration count, and so the
-    point of the poly schedule) and the epoch of the last backup. Two differences:
+    point of the poly schedule) and the epoch of the last backup (under `torchrun`, in every
+    process; rank 0 alone writes and deletes the backup). Two differences:
     - each backup file is written under a temporary name and renamed into place, so a kill
       during a backup leaves the previous backup whole (Keras writes `latest.weights.h5` in
       place: a kill mid-write leaves a file that every later `fit` fails to open);
@@ -26,7 +28,14 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
     >>> model.fit(train, epochs=40, callbacks=[backup])   # rerun the same line after a crash
     """
 
+    def on_train_begin(self, logs=None):
+        # Under torchrun, rank 0 may still be writing the last backup of an earlier fit.
+        distributed.barrier()
+        super().on_train_begin(logs)
+
     def _save_model(self):
+        if not distributed.is_main_process():  # under torchrun, rank 0 writes for all
+            return
         # Weights first: metadata.json only ever names an epoch whose weights are on disk.
         with atomic_write_path(self._weights_path, suffix=".weights.h5") as partial:
             self.model.save_weights(partial, overwrite=True)
@@ -45,7 +54,7 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
             ) from error
 
     def on_train_end(self, logs=None):
-        if not self.delete_checkpoint:
+        if not self.delete_checkpoint or not distributed.is_main_process():
             return
         own = {
             os.path.basename(path)

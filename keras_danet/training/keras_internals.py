@@ -22,6 +22,9 @@ from keras.src.trainers.data_adapters.data_adapter_utils import get_torch_datalo
 #   replica's loss divided by the replica count, so that summed gradients average over the
 #   global batch; a no-op on other backends). The recipe's compute_loss, overridden for the
 #   four-term loss, applies it as Keras' own does.
+# - `Trainer._get_metrics_result_or_logs` (overridden in recipe.py, not imported) is where
+#   every backend's fit and evaluate read the metrics at the end of an epoch or evaluation:
+#   the one point at which processes under torchrun sum them, once each.
 
 __all__ = [
     "DataAdapter",

@@ -12,6 +12,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_danet import distributed
+from keras_danet.data.segmentation_dataset import SegmentationDataset
 from keras_danet.training import keras_internals
 from keras_danet.training.divergence import LossGrowthWarning
 from keras_danet.training.input_check import check_arrays, checked_input, input_errors
@@ -169,7 +171,22 @@ class TrainingRecipe:
 
     def train_on_batch(self, *args, **kwargs):
         self._build_optimizer_before_tracing()
-        return super().train_on_batch(*args, **kwargs)
+        with distributed.averaged_gradients(self.trainable_variables):
+            return super().train_on_batch(*args, **kwargs)
+
+    def _get_metrics_result_or_logs(self, logs):
+        # Keras reads the metrics here at the end of each epoch and of each evaluation: in
+        # processes under torchrun, the totals of all of them (each step's progress bar
+        # shows this process's own).
+        with distributed.summed_metrics(self.metrics):
+            result = super()._get_metrics_result_or_logs(logs)
+            if result is logs and logs and distributed.process_count() > 1:
+                # Evaluation's logs leave out the loss terms, so Keras keeps the last step's
+                # (this process's); the same names, over all processes.
+                totals = self.get_metrics_result()
+                if set(logs) <= set(totals):
+                    result = {name: totals[name] for name in logs}
+        return result
 
     def _named_metric(self, metric):
         """mmseg's metric names as Keras metrics over the epoch, label 255 ignored."""
@@ -278,10 +295,28 @@ class TrainingRecipe:
         With `compile()`'s default optimizer and no `max_iterations`, the learning rate
         decays to its end value over `epochs x steps_per_epoch` steps, the whole of this
         call (an `initial_epoch` resumes inside that horizon).
+
+        In processes that `torchrun` started on PyTorch (`keras_danet.distributed`), each
+        trains on its part of a keras_danet dataset or of arrays (`batch_size` images per
+        process, as mmseg's per-GPU batch), the gradients are averaged over all processes
+        at every step, and the logs at the end of each epoch count them all.
         """
         if isinstance(x, np.ndarray) and len(x) == 0:  # Keras: a bare StopIteration
             raise ValueError("fit() got no training batches: x holds 0 images.")
         options = {key: kw.pop(key) for key in ("sample_weight", "class_weight") if key in kw}
+        dataset = shard = x if isinstance(x, SegmentationDataset) else None
+        if distributed.process_count() > 1:
+            x, y, options, callbacks = self._one_process_part(x, y, options, callbacks)
+            shard = x if dataset is not None else None
+            if kw.get("validation_data") is not None:
+                parts = keras.utils.unpack_x_y_sample_weight(kw["validation_data"])
+                parts = _evaluation_part(*parts)
+                kw["validation_data"] = (
+                    parts[0] if parts[1] is None else parts[: 2 + (parts[2] is not None)]
+                )
+            if not distributed.is_main_process():
+                verbose = 0
+            distributed.broadcast_variables(self.variables)
         checked = []
         if not kw.get("validation_split"):  # Keras splits arrays only, checked whole
             x, y, adapter = checked_input(
@@ -326,11 +361,47 @@ class TrainingRecipe:
         self._build_optimizer_before_tracing()
         before = self._optimizer_steps()
         try:
-            with input_errors(self, checked):
+            with (
+                input_errors(self, checked),
+                distributed.averaged_gradients(self.trainable_variables),
+            ):
                 return super().fit(x, y, batch_size, epochs, verbose, callbacks, **options, **kw)
         finally:  # an interrupted fit trained too
             steps = self._steps_trained + self._optimizer_steps() - before
             object.__setattr__(self, "_steps_trained", steps)
+            if shard is not dataset:  # the next fit goes on with the epochs' shuffles
+                dataset.epoch = shard.epoch
+
+    def _one_process_part(self, x, y, options, callbacks):
+        """What this process trains on under torchrun: its shard of a keras_danet dataset
+        or of arrays, each with as many batches; the callbacks that write files stay with
+        rank 0 (keras_danet's BackupAndRestore restores in every process, writes in one)."""
+        if isinstance(x, SegmentationDataset):
+            x = x.sharded(distributed.process_index(), distributed.process_count())
+        elif isinstance(x, np.ndarray):
+            indices = distributed.shard_indices(len(x))
+            x = x[indices]
+            y = y[indices] if isinstance(y, np.ndarray) else y
+            options = {
+                key: value[indices] if isinstance(value, np.ndarray) else value
+                for key, value in options.items()
+            }
+        # Anything else (a tf.data pipeline, a generator, a PyDataset of your own) is taken
+        # as this process's own part, as DistributedDataParallel takes a DataLoader's.
+        for callback in callbacks or []:
+            if type(callback) is keras.callbacks.BackupAndRestore:
+                raise ValueError(
+                    "Under torchrun, use keras_danet.training.BackupAndRestore: Keras' own "
+                    "would have every process write the same files at once."
+                )
+        if not distributed.is_main_process():
+            writers = (
+                keras.callbacks.ModelCheckpoint,
+                keras.callbacks.CSVLogger,
+                keras.callbacks.TensorBoard,
+            )
+            callbacks = [c for c in callbacks or [] if not isinstance(c, writers)]
+        return x, y, options, callbacks
 
     def _optimizer_steps(self):
         optimizer = getattr(self, "optimizer", None)  # absent until compile()
@@ -338,8 +409,13 @@ class TrainingRecipe:
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", **kw):
         """`keras.Model.evaluate`, with the labels and images of every batch checked as in
-        `fit`. For mmseg's metrics at original resolution use `keras_danet.evaluate`."""
+        `fit`. For mmseg's metrics at original resolution use `keras_danet.evaluate`.
+        Under torchrun, each process evaluates its part and the results count them all."""
         options = {key: kw.pop(key) for key in ("sample_weight",) if key in kw}
+        # Under torchrun, this process's part (fit's validation comes sharded already).
+        if distributed.process_count() > 1 and not kw.get("_use_cached_eval_dataset"):
+            x, y, weight = _evaluation_part(x, y, options.get("sample_weight"))
+            options = {"sample_weight": weight} if weight is not None else {}
         x, y, adapter = checked_input(
             x,
             y,
@@ -353,3 +429,21 @@ class TrainingRecipe:
             options = {}
         with input_errors(self, [adapter] if adapter is not None else []):
             return super().evaluate(x, y, batch_size, verbose, **options, **kw)
+
+
+def _evaluation_part(x, y=None, sample_weight=None):
+    """This process's part of evaluation data under torchrun: every image once over all
+    processes (the metrics are summed over them), so the parts may differ by a batch."""
+    if isinstance(x, SegmentationDataset):
+        return (
+            x.sharded(distributed.process_index(), distributed.process_count(), even=False),
+            y,
+            sample_weight,
+        )
+    if isinstance(x, np.ndarray):
+        indices = distributed.shard_indices(len(x), even=False)
+        return tuple(
+            part[indices] if isinstance(part, np.ndarray) else part
+            for part in (x, y, sample_weight)
+        )
+    return x, y, sample_weight

@@ -348,3 +348,27 @@ def test_folder_training_crops_default_to_the_images_size(tmp_path):
     _save(large / "masks" / "a.png", np.zeros((520, 700)))
     train = data.folder(f"{large}/images", f"{large}/masks", ".png", ".png", class_names=["a"])
     assert train.augmentation.crop_size == (512, 512) and train.augmentation.scale == (2048, 512)
+
+
+def test_shards_split_each_epoch_as_distributed_sampler(scenes):
+    # 5 images, 2 processes (torchrun): each epoch's order is split rank by rank; for
+    # training, wrapped around to as many batches in each process.
+    training = _folder(scenes, batch_size=1, seed=3, **SMALL).with_options()
+    training.files = training.files[:5]
+    order = training._order()
+    parts = [training.sharded(rank, 2) for rank in (0, 1)]
+    assert [len(part) for part in parts] == [3, 3]
+    assert list(parts[0]._order()) == list(order[[0, 2, 4]])
+    assert list(parts[1]._order()) == list(order[[1, 3, 0]])  # the first one again
+    # Each process its own crops: the same image, another draw than in one process.
+    assert not np.array_equal(parts[1][2][0], training[0][0])
+    for part in parts:
+        part.on_epoch_end()
+    training.on_epoch_end()
+    assert list(parts[0]._order()) == list(training._order()[[0, 2, 4]])  # reshuffled
+    # Validation (whole images): every image once over the processes.
+    listed = _folder(scenes)
+    whole = data.SegmentationDataset(listed.files, listed.info, batch_size=2)
+    halves = [whole.sharded(rank, 4, even=False) for rank in range(4)]
+    assert sorted(np.concatenate([half._order() for half in halves])) == list(range(6))
+    assert [len(half) for half in halves] == [1, 1, 1, 1]

@@ -1,6 +1,7 @@
 """Training on several devices: JAX's `keras.distribution.DataParallel` on two virtual CPU
-devices in a child process must give the single-device step on the same global batch, which
-for BatchNorm means statistics over the global batch, as mmseg's SyncBN.
+devices in a child process, and two PyTorch processes under `torchrun` (Gloo on CPU), must
+give the single-device step on the same global batch, which for BatchNorm means statistics
+over the global batch, as mmseg's SyncBN.
 
 TensorFlow's MirroredStrategy with synchronized BatchNorm is not run here: on two virtual
 CPUs it failed with a collective-ordering error ("Shape mismatch in the collective
@@ -9,11 +10,15 @@ instance 100") for Keras' own layers, loss and SGD too, in TF 2.21 (see the READ
 
 import json
 import os
+import subprocess
+import sys
 
 import keras
+import numpy as np
 import pytest
 
-from tests.presets.conftest import run_python
+import keras_danet
+from tests.presets.conftest import REPOSITORY, run_python
 
 COMMON = """
 import json
@@ -105,3 +110,158 @@ def test_synchronized_batch_norm_option_reaches_every_batch_norm():
         assert layer.synchronized == (keras.backend.backend() == "tensorflow")
         assert layer.get_config()["synchronized"] is True
     assert DANet.from_config(model.get_config()).synchronized_batch_norm
+
+
+# Run by torchrun in each of 2 processes, and alone as the reference. Each process starts
+# from other weights (fit gives every one rank 0's), trains on its half of each batch of 2
+# and validates on its half of the images.
+TORCHRUN_SCRIPT = """
+import json, os, sys
+import keras, numpy as np, torch
+import keras_danet
+from keras_danet.layers import TorchBatchNormalization
+from tests.conftest import TINY
+
+folder = sys.argv[1]
+rank = keras_danet.distributed.process_index()
+processes = keras_danet.distributed.process_count()
+rng = np.random.default_rng(0)
+images = rng.uniform(0, 255, size=(4, 32, 40, 3)).astype("float32")
+labels = rng.integers(0, 4, size=(4, 32, 40)).astype("uint8")
+labels[:, :, :4] = 255
+keras.utils.set_random_seed(rank)
+model = keras_danet.DANet(num_classes=4, dropout=0.0, synchronized_batch_norm=True, **TINY)
+model.compile(max_iterations=10)
+backup = f"{folder}/backup"
+part = dict(batch_size=2 // processes, shuffle=False, verbose=0)
+history = model.fit(
+    images, labels, epochs=1, validation_data=(images, labels), **part,
+    callbacks=[keras_danet.training.BackupAndRestore(backup, delete_checkpoint=False)],
+)
+keras_danet.distributed.barrier()  # rank 0 may still be writing
+backed_up = sorted(os.listdir(backup))
+evaluated = model.evaluate(images, labels, batch_size=1, verbose=0, return_dict=True)
+# The same fit to 2 epochs resumes after the first from the backup, in every process.
+model.fit(images, labels, epochs=2, **part,
+          callbacks=[keras_danet.training.BackupAndRestore(backup)])
+# Rank 0 writes the preset; every process returns when it is whole.
+saved = model.save_to_preset(f"{folder}/preset")
+preset_files = sorted(os.listdir(saved))
+# The layer alone on this process's part of a global batch, with a gradient.
+values = np.random.default_rng(1).normal(2.0, 3.0, size=(4, 6, 5, 3)).astype("float32")
+weights = np.random.default_rng(2).normal(size=values.shape).astype("float32")
+layer = TorchBatchNormalization(synchronized=True)
+part = torch.tensor(values[rank::processes], requires_grad=True)
+outputs = layer(part, training=True)
+(outputs * torch.tensor(weights[rank::processes])).sum().backward()
+np.savez(
+    f"{folder}/weights{rank}.npz", *model.get_weights(), bn_outputs=outputs.detach().numpy(),
+    bn_gradient=part.grad.numpy(), bn_mean=layer.moving_mean.numpy(),
+    bn_variance=layer.moving_variance.numpy(),
+)
+logs = {name: values[-1] for name, values in history.history.items()}
+with open(f"{folder}/logs{rank}.json", "w") as file:
+    json.dump({
+        "logs": logs, "evaluated": evaluated, "backed_up": backed_up, "processes": processes,
+        "steps": model.training_run()["steps"], "left": os.path.exists(backup),
+        "preset_files": preset_files,
+    }, file)
+"""
+
+
+def _run_torch_script(command, folder):
+    environment = dict(os.environ, PYTHONPATH=REPOSITORY, KERAS_BACKEND="torch")
+    os.makedirs(folder)
+    result = subprocess.run(
+        [*command, str(folder)],
+        capture_output=True,
+        text=True,
+        env=environment,
+        cwd=REPOSITORY,
+        timeout=600,
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+
+
+def _interleaved(parts):
+    """The global batch from each process's part (rank r holds images r, r + 2, ...)."""
+    whole = np.empty((sum(len(part) for part in parts), *parts[0].shape[1:]), parts[0].dtype)
+    for rank, part in enumerate(parts):
+        whole[rank :: len(parts)] = part
+    return whole
+
+
+@pytest.mark.skipif(keras.backend.backend() != "torch", reason="torchrun drives PyTorch")
+def test_torchrun_two_processes_equal_one_process_on_the_global_batch(tmp_path):
+    import torch
+
+    script = tmp_path / "train.py"
+    script.write_text(TORCHRUN_SCRIPT)
+    _run_torch_script([sys.executable, str(script)], tmp_path / "one")
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    _run_torch_script([*torchrun, "--nproc_per_node=2", str(script)], tmp_path / "two")
+
+    single = np.load(tmp_path / "one" / "weights0.npz")
+    ranks = [np.load(tmp_path / "two" / f"weights{rank}.npz") for rank in (0, 1)]
+    logs = [
+        json.loads((tmp_path / folder / name).read_text())
+        for folder, name in (("one", "logs0.json"), ("two", "logs0.json"), ("two", "logs1.json"))
+    ]
+    assert [entry["processes"] for entry in logs] == [1, 2, 2]
+    # 2 steps, then 2 more in the resumed second epoch; the backup written once, by rank 0,
+    # and deleted at the end.
+    assert [entry["steps"] for entry in logs] == [4, 4, 4]
+    assert [entry["backed_up"] for entry in logs] == [
+        ["latest.weights.h5", "training_metadata.json"]
+    ] * 3
+    assert [entry["left"] for entry in logs] == [False] * 3
+    assert [entry["preset_files"] for entry in logs] == [
+        ["config.json", "metadata.json", "model.weights.h5"]
+    ] * 3
+    weights = [name for name in single.files if name.startswith("arr_")]
+    assert len(weights) > 100  # every weight, BatchNorm's moving statistics included
+    # Every process holds the same weights, bit for bit: the same averaged gradients.
+    for name in weights:
+        np.testing.assert_array_equal(ranks[0][name], ranks[1][name])
+    # ... and those of one process on the global batch, to float32 rounding (measured:
+    # 4e-6 of each weight's largest value; the sums run in another order).
+    for name in weights:
+        scale = np.abs(single[name]).max() + 1e-12
+        assert np.abs(ranks[0][name] - single[name]).max() / scale < 1e-4, name
+    # The logs count every process: training loss, loss terms, mIoU, validation.
+    assert set(logs[0]["logs"]) >= {"loss", "main_loss", "mean_iou", "val_loss", "val_mean_iou"}
+    for entry in logs[1:]:
+        for key in ("logs", "evaluated"):
+            for name, value in logs[0][key].items():
+                assert entry[key][name] == pytest.approx(value, rel=1e-5, abs=1e-6), name
+
+    # Synchronized BatchNorm alone: PyTorch's BatchNorm2d on the global batch (what
+    # SyncBatchNorm computes; SyncBatchNorm itself refuses CPU tensors).
+    values = np.random.default_rng(1).normal(2.0, 3.0, size=(4, 6, 5, 3)).astype("float32")
+    weights = np.random.default_rng(2).normal(size=values.shape).astype("float32")
+    reference = torch.nn.BatchNorm2d(3)
+    inputs = torch.tensor(values.transpose(0, 3, 1, 2), requires_grad=True)
+    outputs = reference(inputs)
+    (outputs * torch.tensor(weights.transpose(0, 3, 1, 2))).sum().backward()
+    expected = {
+        "bn_outputs": outputs.detach().numpy().transpose(0, 2, 3, 1),
+        "bn_gradient": inputs.grad.numpy().transpose(0, 2, 3, 1),
+    }
+    for name, value in expected.items():
+        np.testing.assert_allclose(_interleaved([part[name] for part in ranks]), value, atol=2e-6)
+    for rank in ranks:
+        np.testing.assert_allclose(rank["bn_mean"], reference.running_mean.numpy(), atol=1e-6)
+        np.testing.assert_allclose(rank["bn_variance"], reference.running_var.numpy(), atol=1e-6)
+
+
+@pytest.mark.skipif(keras.backend.backend() == "torch", reason="the PyTorch backend runs it")
+def test_torchrun_on_another_backend_is_refused(monkeypatch):
+    # Each process would train a model of its own: an error names the fix.
+    for name, value in dict(
+        RANK="1", WORLD_SIZE="2", LOCAL_RANK="1", MASTER_ADDR="localhost", MASTER_PORT="29500"
+    ).items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(RuntimeError, match="KERAS_BACKEND=torch"):
+        keras_danet.DANet(num_classes=4)
+    with pytest.raises(RuntimeError, match="torchrun drives PyTorch only"):
+        keras_danet.distributed.process_count()

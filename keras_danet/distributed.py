@@ -1,0 +1,243 @@
+"""Training in several processes on PyTorch, as `torchrun` starts them.
+
+`torchrun --nproc_per_node=N train.py` runs the same script N times; each process reads
+its rank from the environment. Keras has no multi-device training on PyTorch, so keras-danet
+does what PyTorch's DistributedDataParallel does, inside `fit`: every process starts from
+rank 0's weights, reads its own shard of the data, and averages the gradients with the
+others before each update; BatchNorm layers built with `synchronized_batch_norm=True`
+compute their statistics over all processes (as `torch.nn.SyncBatchNorm`); the metrics of
+each epoch are summed over all processes; only rank 0 writes backups and presets and shows
+a progress bar.
+
+The process group starts by itself in a process that `torchrun` started, when a model is
+built or any function here is called (NCCL on GPUs, each process on the GPU of its local
+rank; Gloo on CPUs).
+
+Example:
+>>> keras_danet.distributed.process_count(), keras_danet.distributed.is_main_process()
+(1, True)
+"""
+
+import os
+
+import keras
+import numpy as np
+
+# What torchrun sets in each process it starts.
+_TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+
+
+def _launched_by_torchrun():
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and all(
+        name in os.environ for name in _TORCHRUN_VARIABLES
+    )
+
+
+def start():
+    """Joins the process group that `torchrun` set up, if this process is one of several.
+
+    Called by every model's constructor, so a script needs no line of its own. On GPUs each
+    process takes the GPU of its `LOCAL_RANK` before any weight is made. Does nothing in a
+    single process. Raises where several processes cannot train together: torchrun with a
+    backend other than PyTorch (each process would train a model of its own).
+    """
+    if not _launched_by_torchrun():
+        return
+    backend = keras.backend.backend()
+    if backend != "torch":
+        raise RuntimeError(
+            f"This process is one of {os.environ['WORLD_SIZE']} that torchrun started, but "
+            f"Keras runs on {backend}: torchrun drives PyTorch only, and each process would "
+            "train a model of its own. Set KERAS_BACKEND=torch, or on JAX start the processes "
+            "with keras.distribution.initialize() (README, Several devices)."
+        )
+    import torch
+    import torch.distributed
+
+    if torch.distributed.is_initialized():
+        return
+    if torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+    torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+
+
+def process_count():
+    """How many processes train together: torchrun's world size on PyTorch, else 1."""
+    start()
+    if keras.backend.backend() != "torch":
+        return 1
+    import torch.distributed
+
+    if not torch.distributed.is_available() or not torch.distributed.is_initialized():
+        return 1
+    return torch.distributed.get_world_size()
+
+
+def process_index():
+    """This process's rank among `process_count()` (0 in a single process)."""
+    if process_count() == 1:
+        return 0
+    import torch.distributed
+
+    return torch.distributed.get_rank()
+
+
+def is_main_process():
+    """Whether this process writes files and shows progress (rank 0, or the only one)."""
+    return process_index() == 0
+
+
+def barrier():
+    """Waits until every process has come here (nothing in a single process)."""
+    if process_count() > 1:
+        import torch.distributed
+
+        torch.distributed.barrier()
+
+
+def shard_indices(count, process=None, processes=None, *, even=True):
+    """The indices of `count` examples that `process` of `processes` reads: every
+    `processes`-th one from its rank, as PyTorch's `DistributedSampler`. With `even`, the
+    list is first wrapped around to a multiple of `processes`, so that every process takes
+    the same number of steps (the gradients are averaged at each one)."""
+    process = process_index() if process is None else process
+    processes = process_count() if processes is None else processes
+    indices = np.arange(count)
+    if even and count % processes:
+        indices = np.resize(indices, -(-count // processes) * processes)
+    return indices[process::processes]
+
+
+def broadcast_variables(variables):
+    """Gives every process rank 0's values of `variables`, as DistributedDataParallel does
+    with the weights when it wraps a model."""
+    if process_count() == 1:
+        return
+    import torch
+    import torch.distributed
+
+    with torch.no_grad():
+        for variable in variables:
+            torch.distributed.broadcast(variable.value.data, src=0)
+
+
+class averaged_gradients:
+    """While open, each trainable weight's gradient is averaged over all processes as soon
+    as backpropagation has computed it: Keras' PyTorch train step then updates every
+    process's weights with the same gradients.
+
+    An all-reduce per weight, when its gradient is ready: the processes run the same graph,
+    so the weights come in the same order in each. (DistributedDataParallel gathers them in
+    buckets and overlaps the transfers with backpropagation: quicker on many GPUs.)
+    """
+
+    def __init__(self, variables):
+        self._variables = list(variables)
+        self._hooks = []
+
+    def __enter__(self):
+        processes = process_count()
+        if processes == 1:
+            return self
+        import torch.distributed
+
+        def average(parameter):
+            torch.distributed.all_reduce(parameter.grad)
+            parameter.grad.div_(processes)
+
+        for variable in self._variables:
+            parameter = variable.value
+            if parameter.requires_grad:
+                self._hooks.append(parameter.register_post_accumulate_grad_hook(average))
+        return self
+
+    def __exit__(self, *exception):
+        for hook in self._hooks:
+            hook.remove()
+        self._hooks = []
+
+
+class summed_metrics:
+    """While open, the metrics' variables hold their totals over all processes (each
+    variable reduced as its `aggregation` says: "sum" summed, "mean" averaged); on leaving,
+    each process's own counts come back, so that a later read does not count twice."""
+
+    def __init__(self, metrics):
+        self._variables = []
+        seen = set()
+        for metric in metrics:
+            for variable in metric.variables:
+                if id(variable) not in seen and variable.aggregation in ("sum", "mean"):
+                    seen.add(id(variable))
+                    self._variables.append(variable)
+        self._saved = []
+
+    def __enter__(self):
+        processes = process_count()
+        if processes == 1 or not self._variables:
+            return self
+        import torch
+        import torch.distributed
+
+        values = [variable.value.detach() for variable in self._variables]
+        self._saved = [value.clone() for value in values]
+        # One all-reduce for all of them, in float64 so that counts stay exact.
+        flat = torch.cat([value.reshape(-1).to(torch.float64) for value in values])
+        torch.distributed.all_reduce(flat)
+        offset = 0
+        for variable, value in zip(self._variables, values, strict=True):
+            total = flat[offset : offset + value.numel()].reshape(value.shape)
+            offset += value.numel()
+            if variable.aggregation == "mean":
+                total = total / processes
+            variable.assign(total.to(value.dtype))
+        return self
+
+    def __exit__(self, *exception):
+        for variable, value in zip(self._variables, self._saved, strict=False):
+            variable.assign(value)
+        self._saved = []
+
+
+def synchronized_moments(inputs, axes):
+    """The mean and (biased) variance of `inputs` over `axes` and over every process, and
+    the number of values they count, as `torch.nn.SyncBatchNorm` computes them for a batch
+    split over processes. Differentiable: backpropagation sums each process's share of the
+    gradient through the same all-reduces (PyTorch's `torch.distributed.nn`)."""
+    import torch
+
+    local_count = 1
+    for axis in axes:
+        local_count *= inputs.shape[axis]
+    # The count travels with the sums: a process may hold a smaller last batch.
+    sums = torch.cat([inputs.sum(dim=axes), inputs.new_full((1,), float(local_count))])
+    sums = _summed_over_processes(sums)
+    count = sums[-1].detach()
+    mean = sums[:-1] / count
+    shape = [1] * inputs.dim()
+    shape[-1] = -1  # channels last
+    # Two passes, as in one process: the variance of values centred on the global mean.
+    squares = _summed_over_processes(((inputs - mean.reshape(shape)) ** 2).sum(dim=axes))
+    return mean, squares / count, count
+
+
+def _summed_over_processes(tensor):
+    """`tensor` summed over all processes, differentiable: the gradient of a sum is the sum
+    of each process's gradient (what `torch.nn.SyncBatchNorm`'s backward all-reduces)."""
+    import torch
+    import torch.distributed
+
+    class SumOverProcesses(torch.autograd.Function):
+        @staticmethod
+        def forward(context, value):
+            total = value.clone()
+            torch.distributed.all_reduce(total)
+            return total
+
+        @staticmethod
+        def backward(context, gradient):
+            total = gradient.clone()
+            torch.distributed.all_reduce(total)
+            return total
+
+    return SumOverProcesses.apply(tensor)
