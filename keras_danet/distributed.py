@@ -1,4 +1,4 @@
-"""Training in several processes on PyTorch, as `torchrun` starts them.
+"""Training in several processes: PyTorch under `torchrun`, JAX across hosts.
 
 `torchrun --nproc_per_node=N train.py` runs the same script N times; each process reads
 its rank from the environment. Keras has no multi-device training on PyTorch, so keras-danet
@@ -7,17 +7,20 @@ rank 0's weights, reads its own shard of the data, and averages the gradients wi
 others before each update; BatchNorm layers built with `synchronized_batch_norm=True`
 compute their statistics over all processes (as `torch.nn.SyncBatchNorm`); the metrics of
 each epoch are summed over all processes; only rank 0 writes backups and presets and shows
-a progress bar.
+a progress bar. The process group starts by itself in a process that `torchrun` started,
+when a model is built or any function here is called (NCCL on GPUs, each process on the
+GPU of its local rank; Gloo on CPUs).
 
-The process group starts by itself in a process that `torchrun` started, when a model is
-built or any function here is called (NCCL on GPUs, each process on the GPU of its local
-rank; Gloo on CPUs).
+On JAX, after `keras.distribution.initialize()` and a `DataParallel` distribution on each
+host, Keras makes each step one global batch over all hosts; `fit` gives each host its
+shard of the data, and rank 0 alone writes, as on PyTorch.
 
 Example:
 >>> keras_danet.distributed.process_count(), keras_danet.distributed.is_main_process()
 (1, True)
 """
 
+import contextlib
 import os
 
 import keras
@@ -61,8 +64,8 @@ def start():
     torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
 
 
-def process_count():
-    """How many processes train together: torchrun's world size on PyTorch, else 1."""
+def _torch_processes():
+    """torchrun's world size on PyTorch once the group has started, else 1."""
     start()
     if keras.backend.backend() != "torch":
         return 1
@@ -73,10 +76,25 @@ def process_count():
     return torch.distributed.get_world_size()
 
 
+def process_count():
+    """How many processes train together: torchrun's world size on PyTorch, JAX's process
+    count after `keras.distribution.initialize()` on JAX, else 1."""
+    start()
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return jax.process_count()
+    return _torch_processes()
+
+
 def process_index():
     """This process's rank among `process_count()` (0 in a single process)."""
     if process_count() == 1:
         return 0
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return jax.process_index()
     import torch.distributed
 
     return torch.distributed.get_rank()
@@ -89,10 +107,32 @@ def is_main_process():
 
 def barrier():
     """Waits until every process has come here (nothing in a single process)."""
-    if process_count() > 1:
-        import torch.distributed
+    if process_count() == 1:
+        return
+    if keras.backend.backend() == "jax":
+        from jax.experimental import multihost_utils
 
-        torch.distributed.barrier()
+        multihost_utils.sync_global_devices("keras_danet.distributed.barrier")
+        return
+    import torch.distributed
+
+    torch.distributed.barrier()
+
+
+@contextlib.contextmanager
+def data_sharded_here(sharded=True):
+    """While open (with `sharded`), Keras' multi-process JAX distribution takes each
+    process's batches as that process's part, as keras-danet sharded them, instead of
+    asking for a tf.data pipeline to shard itself."""
+    distribution = keras.distribution.distribution() if keras.backend.backend() == "jax" else None
+    if not sharded or distribution is None or not distribution.auto_shard_dataset:
+        yield
+        return
+    distribution.auto_shard_dataset = False
+    try:
+        yield
+    finally:
+        distribution.auto_shard_dataset = True
 
 
 def shard_indices(count, process=None, processes=None, *, even=True):
@@ -110,8 +150,9 @@ def shard_indices(count, process=None, processes=None, *, even=True):
 
 def broadcast_variables(variables):
     """Gives every process rank 0's values of `variables`, as DistributedDataParallel does
-    with the weights when it wraps a model."""
-    if process_count() == 1:
+    with the weights when it wraps a model. (PyTorch; on JAX, Keras seeds every process
+    alike in `keras.distribution.initialize()`.)"""
+    if _torch_processes() == 1:
         return
     import torch
     import torch.distributed
@@ -136,7 +177,7 @@ class averaged_gradients:
         self._hooks = []
 
     def __enter__(self):
-        processes = process_count()
+        processes = _torch_processes()  # on JAX, the step's gradient is the global batch's
         if processes == 1:
             return self
         import torch.distributed
@@ -173,7 +214,7 @@ class summed_metrics:
         self._saved = []
 
     def __enter__(self):
-        processes = process_count()
+        processes = _torch_processes()  # on JAX, the metrics see the global batch
         if processes == 1 or not self._variables:
             return self
         import torch

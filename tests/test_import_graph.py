@@ -167,7 +167,11 @@ IMPORTED_INSIDE_FUNCTIONS = {
     # Optional dependencies (extras): a module works without them until the function that
     # needs one runs, and then says which extra to install.
     "tensorflow": "the tensorflow extra: tf.data input, the graph an export traces",
-    "torch": "the torch extra: reading .pth checkpoints; PyTorch's own conv2d on its backend",
+    "torch": (
+        "the torch extra: reading .pth checkpoints; PyTorch's own conv2d on its backend; "
+        "torchrun's process group"
+    ),
+    "jax": "the jax extra: its process count and barrier across hosts, on its backend",
     "cv2": "the data extra: OpenCV decodes and resizes images as mmcv does",
     "PIL": "the image extra: reading and writing PNG and JPEG files",
     "matplotlib": "the plot extra: attention pictures",

@@ -296,16 +296,19 @@ class TrainingRecipe:
         decays to its end value over `epochs x steps_per_epoch` steps, the whole of this
         call (an `initial_epoch` resumes inside that horizon).
 
-        In processes that `torchrun` started on PyTorch (`keras_danet.distributed`), each
-        trains on its part of a keras_danet dataset or of arrays (`batch_size` images per
-        process, as mmseg's per-GPU batch), the gradients are averaged over all processes
-        at every step, and the logs at the end of each epoch count them all.
+        In several processes (`keras_danet.distributed`: torchrun on PyTorch, or
+        `keras.distribution.initialize()` on JAX), each trains on its part of a keras_danet
+        dataset or of arrays (`batch_size` images per process, as mmseg's per-GPU batch),
+        the gradients are averaged over all processes at every step, and the logs count
+        them all.
         """
         if isinstance(x, np.ndarray) and len(x) == 0:  # Keras: a bare StopIteration
             raise ValueError("fit() got no training batches: x holds 0 images.")
         options = {key: kw.pop(key) for key in ("sample_weight", "class_weight") if key in kw}
         dataset = shard = x if isinstance(x, SegmentationDataset) else None
+        sharded_here = False
         if distributed.process_count() > 1:
+            sharded_here = isinstance(x, SegmentationDataset | np.ndarray)
             x, y, options, callbacks = self._one_process_part(x, y, options, callbacks)
             shard = x if dataset is not None else None
             if kw.get("validation_data") is not None:
@@ -364,6 +367,7 @@ class TrainingRecipe:
             with (
                 input_errors(self, checked),
                 distributed.averaged_gradients(self.trainable_variables),
+                distributed.data_sharded_here(sharded_here),
             ):
                 return super().fit(x, y, batch_size, epochs, verbose, callbacks, **options, **kw)
         finally:  # an interrupted fit trained too
@@ -373,9 +377,10 @@ class TrainingRecipe:
                 dataset.epoch = shard.epoch
 
     def _one_process_part(self, x, y, options, callbacks):
-        """What this process trains on under torchrun: its shard of a keras_danet dataset
-        or of arrays, each with as many batches; the callbacks that write files stay with
-        rank 0 (keras_danet's BackupAndRestore restores in every process, writes in one)."""
+        """What this process trains on, one of several (torchrun, multi-process JAX): its
+        shard of a keras_danet dataset or of arrays, each with as many batches; the
+        callbacks that write files stay with rank 0 (keras_danet's BackupAndRestore restores
+        in every process, writes in one)."""
         if isinstance(x, SegmentationDataset):
             x = x.sharded(distributed.process_index(), distributed.process_count())
         elif isinstance(x, np.ndarray):
@@ -391,8 +396,8 @@ class TrainingRecipe:
         for callback in callbacks or []:
             if type(callback) is keras.callbacks.BackupAndRestore:
                 raise ValueError(
-                    "Under torchrun, use keras_danet.training.BackupAndRestore: Keras' own "
-                    "would have every process write the same files at once."
+                    "With several processes, use keras_danet.training.BackupAndRestore: "
+                    "Keras' own would have every process write the same files at once."
                 )
         if not distributed.is_main_process():
             writers = (
@@ -410,10 +415,13 @@ class TrainingRecipe:
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", **kw):
         """`keras.Model.evaluate`, with the labels and images of every batch checked as in
         `fit`. For mmseg's metrics at original resolution use `keras_danet.evaluate`.
-        Under torchrun, each process evaluates its part and the results count them all."""
+        With several processes, each evaluates its part and the results count them all."""
         options = {key: kw.pop(key) for key in ("sample_weight",) if key in kw}
-        # Under torchrun, this process's part (fit's validation comes sharded already).
-        if distributed.process_count() > 1 and not kw.get("_use_cached_eval_dataset"):
+        # With several processes, this process's part (fit's validation comes sharded already).
+        sharded_here = distributed.process_count() > 1 and isinstance(
+            x, SegmentationDataset | np.ndarray
+        )
+        if sharded_here and not kw.get("_use_cached_eval_dataset"):
             x, y, weight = _evaluation_part(x, y, options.get("sample_weight"))
             options = {"sample_weight": weight} if weight is not None else {}
         x, y, adapter = checked_input(
@@ -427,21 +435,27 @@ class TrainingRecipe:
         )
         if adapter is not None:
             options = {}
-        with input_errors(self, [adapter] if adapter is not None else []):
+        with (
+            input_errors(self, [adapter] if adapter is not None else []),
+            distributed.data_sharded_here(sharded_here),
+        ):
             return super().evaluate(x, y, batch_size, verbose, **options, **kw)
 
 
 def _evaluation_part(x, y=None, sample_weight=None):
-    """This process's part of evaluation data under torchrun: every image once over all
-    processes (the metrics are summed over them), so the parts may differ by a batch."""
+    """This process's part of evaluation data: under torchrun every image once over all
+    processes (the metrics are summed over them), so the parts may differ by a batch; on
+    JAX each step is one global batch, so the parts are made even, as for training (the
+    first images are counted twice where the count is not a multiple of the processes)."""
+    even = keras.backend.backend() == "jax"
     if isinstance(x, SegmentationDataset):
         return (
-            x.sharded(distributed.process_index(), distributed.process_count(), even=False),
+            x.sharded(distributed.process_index(), distributed.process_count(), even=even),
             y,
             sample_weight,
         )
     if isinstance(x, np.ndarray):
-        indices = distributed.shard_indices(len(x), even=False)
+        indices = distributed.shard_indices(len(x), even=even)
         return tuple(
             part[indices] if isinstance(part, np.ndarray) else part
             for part in (x, y, sample_weight)

@@ -10,6 +10,7 @@ instance 100") for Keras' own layers, loss and SGD too, in TF 2.21 (see the READ
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -90,6 +91,96 @@ def test_jax_data_parallel_equals_one_device_on_the_global_batch():
     assert got["parallel"] == pytest.approx(got["single"], rel=1e-5)
     assert got["weights"] < 1e-3
     assert got["fit_loss"] == got["fit_loss"]  # fit() ran and gave a number
+
+
+# Run in each of 2 processes (as on 2 hosts: JAX's coordinator on localhost, Gloo for the
+# CPU collectives), and alone as the reference with rank -1.
+JAX_PROCESSES_SCRIPT = """
+import json, sys
+folder, rank, port = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+import jax, keras, numpy as np
+if rank >= 0:
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    keras.distribution.initialize(f"localhost:{port}", num_processes=2, process_id=rank)
+    keras.distribution.set_distribution(keras.distribution.DataParallel())
+import keras_danet
+from tests.conftest import TINY
+
+processes = keras_danet.distributed.process_count()
+rng = np.random.default_rng(0)
+images = rng.uniform(0, 255, size=(4, 32, 40, 3)).astype("float32")
+labels = rng.integers(0, 4, size=(4, 32, 40)).astype("uint8")
+labels[:, :, :4] = 255
+keras.utils.set_random_seed(0)
+model = keras_danet.DANet(num_classes=4, dropout=0.0, synchronized_batch_norm=True, **TINY)
+model.compile(max_iterations=10)
+history = model.fit(
+    images, labels, batch_size=2 // processes, epochs=1, shuffle=False, verbose=0,
+    validation_data=(images, labels),
+)
+index = keras_danet.distributed.process_index()
+np.savez(f"{folder}/weights{index}.npz", *model.get_weights())
+logs = {name: values[-1] for name, values in history.history.items()}
+with open(f"{folder}/logs{index}.json", "w") as file:
+    json.dump({"logs": logs, "processes": processes, "steps": model.training_run()["steps"]}, file)
+"""
+
+
+def _free_port():
+    with socket.socket() as probe:
+        probe.bind(("localhost", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.skipif(keras.backend.backend() != "jax", reason="keras.distribution is JAX's")
+def test_jax_two_processes_equal_one_process_on_the_global_batch(tmp_path):
+    script = tmp_path / "train.py"
+    script.write_text(JAX_PROCESSES_SCRIPT)
+    environment = dict(os.environ, PYTHONPATH=REPOSITORY, KERAS_BACKEND="jax")
+    for folder in ("one", "two"):
+        os.makedirs(tmp_path / folder)
+    command = [sys.executable, str(script)]
+    single = subprocess.run(
+        [*command, str(tmp_path / "one"), "-1", "0"],
+        capture_output=True,
+        text=True,
+        env=environment,
+        cwd=REPOSITORY,
+        timeout=600,
+    )
+    assert single.returncode == 0, single.stderr[-4000:]
+    port = str(_free_port())
+    workers = [
+        subprocess.Popen(
+            [*command, str(tmp_path / "two"), str(rank), port],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=environment,
+            cwd=REPOSITORY,
+        )
+        for rank in (0, 1)
+    ]
+    for worker in workers:
+        output = worker.communicate(timeout=600)[0]
+        assert worker.returncode == 0, output[-4000:]
+
+    expected = np.load(tmp_path / "one" / "weights0.npz")
+    logs = [
+        json.loads((tmp_path / folder / name).read_text())
+        for folder, name in (("one", "logs0.json"), ("two", "logs0.json"), ("two", "logs1.json"))
+    ]
+    assert [entry["processes"] for entry in logs] == [1, 2, 2]
+    assert [entry["steps"] for entry in logs] == [2, 2, 2]
+    for rank in (0, 1):
+        got = np.load(tmp_path / "two" / f"weights{rank}.npz")
+        assert len(got.files) == len(expected.files) > 100
+        for name in expected.files:
+            scale = np.abs(expected[name]).max() + 1e-12
+            assert np.abs(got[name] - expected[name]).max() / scale < 1e-4, name
+    for entry in logs[1:]:
+        for name, value in logs[0]["logs"].items():
+            assert entry["logs"][name] == pytest.approx(value, rel=1e-5, abs=1e-6), name
 
 
 def test_synchronized_batch_norm_option_reaches_every_batch_norm():
