@@ -244,7 +244,7 @@ def synchronized_moments(inputs, axes):
     """The mean and (biased) variance of `inputs` over `axes` and over every process, and
     the number of values they count, as `torch.nn.SyncBatchNorm` computes them for a batch
     split over processes. Differentiable: backpropagation sums each process's share of the
-    gradient through the same all-reduces (PyTorch's `torch.distributed.nn`)."""
+    gradient through the same all-reduces (`_summed_over_processes`)."""
     import torch
 
     local_count = 1
