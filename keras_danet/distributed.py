@@ -148,7 +148,7 @@ def shard_indices(count, process=None, processes=None, *, even=True):
     return indices[process::processes]
 
 
-def broadcast_variables(variables):
+def broadcast_variables(variables, flat=False):
     """Gives every process rank 0's values of `variables`, as DistributedDataParallel does
     with the weights when it wraps a model. (PyTorch; on JAX, Keras seeds every process
     alike in `keras.distribution.initialize()`.)"""
@@ -157,9 +157,32 @@ def broadcast_variables(variables):
     import torch
     import torch.distributed
 
+    variables = list(variables)
     with torch.no_grad():
-        for variable in variables:
-            torch.distributed.broadcast(variable.value.data, src=0)
+        if not flat:
+            for variable in variables:
+                torch.distributed.broadcast(variable.value.data, src=0)
+            return
+        # Small variables (BatchNorm's statistics): one broadcast for all of them.
+        values = [variable.value.data for variable in variables]
+        if not values:
+            return
+        joined = torch.cat([value.reshape(-1).to(torch.float64) for value in values])
+        torch.distributed.broadcast(joined, src=0)
+        offset = 0
+        for value in values:
+            value.copy_(joined[offset : offset + value.numel()].reshape(value.shape))
+            offset += value.numel()
+
+
+class EqualBatchNormStatistics(keras.callbacks.Callback):
+    """After each training step, every process takes rank 0's running statistics (the
+    non-trainable variables), as DistributedDataParallel broadcasts its buffers: without
+    synchronized BatchNorm each process would otherwise keep statistics of its own batches,
+    and validate and save different models. One broadcast per step, of a few kilobytes."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        broadcast_variables(self.model.non_trainable_variables, flat=True)
 
 
 class averaged_gradients:

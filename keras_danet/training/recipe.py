@@ -171,6 +171,9 @@ class TrainingRecipe:
 
     def train_on_batch(self, *args, **kwargs):
         self._build_optimizer_before_tracing()
+        if distributed.process_count() > 1 and not self.__dict__.get("_started_equal"):
+            distributed.broadcast_variables(self.variables)  # once: every process as rank 0
+            object.__setattr__(self, "_started_equal", True)
         with distributed.averaged_gradients(self.trainable_variables):
             return super().train_on_batch(*args, **kwargs)
 
@@ -308,7 +311,11 @@ class TrainingRecipe:
         dataset = shard = x if isinstance(x, SegmentationDataset) else None
         sharded_here = False
         if distributed.process_count() > 1:
-            sharded_here = isinstance(x, SegmentationDataset | np.ndarray)
+            validation = kw.get("validation_data")
+            validation = validation[0] if isinstance(validation, tuple) else validation
+            sharded_here = isinstance(x, SegmentationDataset | np.ndarray) or isinstance(
+                validation, SegmentationDataset | np.ndarray
+            )
             x, y, options, callbacks = self._one_process_part(x, y, options, callbacks)
             shard = x if dataset is not None else None
             if kw.get("validation_data") is not None:
@@ -320,6 +327,8 @@ class TrainingRecipe:
             if not distributed.is_main_process():
                 verbose = 0
             distributed.broadcast_variables(self.variables)
+            if keras.backend.backend() == "torch":
+                callbacks = [*(callbacks or []), distributed.EqualBatchNormStatistics()]
         checked = []
         if not kw.get("validation_split"):  # Keras splits arrays only, checked whole
             x, y, adapter = checked_input(
@@ -424,6 +433,8 @@ class TrainingRecipe:
         if sharded_here and not kw.get("_use_cached_eval_dataset"):
             x, y, weight = _evaluation_part(x, y, options.get("sample_weight"))
             options = {"sample_weight": weight} if weight is not None else {}
+        if not distributed.is_main_process():
+            verbose = 0
         x, y, adapter = checked_input(
             x,
             y,
@@ -448,6 +459,13 @@ def _evaluation_part(x, y=None, sample_weight=None):
     JAX each step is one global batch, so the parts are made even, as for training (the
     first images are counted twice where the count is not a multiple of the processes)."""
     even = keras.backend.backend() == "jax"
+    if isinstance(x, SegmentationDataset | np.ndarray):
+        count = len(x.files) if isinstance(x, SegmentationDataset) else len(x)
+        if count < distributed.process_count():
+            raise ValueError(
+                f"{count} evaluation images for {distributed.process_count()} processes: "
+                "every process needs at least one (each reports its part to the others)."
+            )
     if isinstance(x, SegmentationDataset):
         return (
             x.sharded(distributed.process_index(), distributed.process_count(), even=even),

@@ -238,6 +238,11 @@ model.fit(images, labels, epochs=2, **part,
 # Rank 0 writes the preset; every process returns when it is whole.
 saved = model.save_to_preset(f"{folder}/preset")
 preset_files = sorted(os.listdir(saved))
+# Plain BatchNorm: every process ends each step with rank 0's running statistics.
+plain = keras_danet.DANet(num_classes=4, dropout=0.0, **TINY)
+plain.compile(max_iterations=10)
+plain.fit(images, labels, epochs=1, **part)
+np.savez(f"{folder}/plain{rank}.npz", *[v.numpy() for v in plain.non_trainable_variables])
 # The layer alone on this process's part of a global batch, with a gradient.
 values = np.random.default_rng(1).normal(2.0, 3.0, size=(4, 6, 5, 3)).astype("float32")
 weights = np.random.default_rng(2).normal(size=values.shape).astype("float32")
@@ -311,6 +316,10 @@ def test_torchrun_two_processes_equal_one_process_on_the_global_batch(tmp_path):
     ] * 3
     weights = [name for name in single.files if name.startswith("arr_")]
     assert len(weights) > 100  # every weight, BatchNorm's moving statistics included
+    plain = [np.load(tmp_path / "two" / f"plain{rank}.npz") for rank in (0, 1)]
+    assert len(plain[0].files) > 100
+    for name in plain[0].files:
+        np.testing.assert_array_equal(plain[0][name], plain[1][name])
     # Every process holds the same weights, bit for bit: the same averaged gradients.
     for name in weights:
         np.testing.assert_array_equal(ranks[0][name], ranks[1][name])
