@@ -190,7 +190,15 @@ class CheckedBatches(DataAdapter):
                 return tf.nest.map_structure(tf.identity, batch)
 
         dataset = self.adapter.get_tf_dataset().enumerate().map(checked)
-        return dataset.prefetch(tf.data.AUTOTUNE)
+        # tf.data's autotuning off, with a fixed prefetch: deleting an autotuned iterator (at
+        # every epoch's end, and after an error) can block for up to a minute on a busy CPU
+        # in TF 2.21. Its tuning thread sleeps for a period that doubles up to 60 s; the
+        # cancellation wakes it before marking itself cancelled, so a thread woken in
+        # between sleeps again and the iterator's destructor waits for it (seen: 20-72 s
+        # waits in the test suite with two test processes on two cores).
+        options = tf.data.Options()
+        options.autotune.enabled = False
+        return dataset.prefetch(2).with_options(options)
 
     @property
     def num_batches(self):

@@ -269,3 +269,17 @@ def test_an_unreadable_first_image_leaves_the_model_whole(model, tmp_path):
         model.evaluate(train, verbose=0)
     for got, want in zip(model.get_weights(), before, strict=True):
         np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="tf.data is TensorFlow's")
+def test_checked_tensorflow_batches_are_not_autotuned():
+    # An autotuned tf.data iterator can block for up to a minute when deleted on a busy CPU
+    # (keras_danet/training/input_check.py says why); fit's and evaluate's are not autotuned.
+    from keras.src.trainers.data_adapters import get_data_adapter
+
+    from keras_danet.training.input_check import CheckedBatches
+
+    adapter = get_data_adapter(_images(4), _labels(4), batch_size=2)
+    dataset = CheckedBatches(adapter, 4, "training data").get_tf_dataset()
+    assert dataset.options().autotune.enabled is False
+    assert [images.shape[0] for images, _ in dataset] == [2, 2]

@@ -253,7 +253,7 @@ def test_a_reader_polling_a_preset_that_is_re_saved_always_gets_a_whole_one(tmp_
     first = DANet(num_classes=3, **TINY)
     first.get_layer("pam").gamma.assign(0.0)
     first.save_to_preset(folder, metadata={"version": 0})
-    saves = 30  # each load takes about as long as a save: dozens of overlaps
+    saves = 12  # each load takes about as long as a save: a dozen overlaps
     child = subprocess.Popen(
         [sys.executable, "-c", RESAVER, str(folder), str(saves)],
         cwd=REPOSITORY,
