@@ -167,12 +167,24 @@ def broadcast_variables(variables, flat=False):
         values = [variable.value.data for variable in variables]
         if not values:
             return
-        joined = torch.cat([value.reshape(-1).to(torch.float64) for value in values])
+        joined = _joined(values)
         torch.distributed.broadcast(joined, src=0)
-        offset = 0
-        for value in values:
-            value.copy_(joined[offset : offset + value.numel()].reshape(value.shape))
-            offset += value.numel()
+        for value, part in zip(values, _split(joined, values), strict=True):
+            value.copy_(part)
+
+
+def _joined(values):
+    """PyTorch tensors as one float64 vector, for one collective call instead of one each
+    (float64 holds every float32 value and every count below 2**53 exactly)."""
+    import torch
+
+    return torch.cat([value.reshape(-1).to(torch.float64) for value in values])
+
+
+def _split(joined, values):
+    """`_joined`'s inverse: the parts of `joined` shaped as `values` (still float64)."""
+    sizes = [value.numel() for value in values]
+    return [part.reshape(v.shape) for part, v in zip(joined.split(sizes), values, strict=True)]
 
 
 class EqualBatchNormStatistics(keras.callbacks.Callback):
@@ -246,12 +258,10 @@ class summed_metrics:
         values = [variable.value.detach() for variable in self._variables]
         self._saved = [value.clone() for value in values]
         # One all-reduce for all of them, in float64 so that counts stay exact.
-        flat = torch.cat([value.reshape(-1).to(torch.float64) for value in values])
+        flat = _joined(values)
         torch.distributed.all_reduce(flat)
-        offset = 0
-        for variable, value in zip(self._variables, values, strict=True):
-            total = flat[offset : offset + value.numel()].reshape(value.shape)
-            offset += value.numel()
+        totals = _split(flat, values)
+        for variable, value, total in zip(self._variables, values, totals, strict=True):
             if variable.aggregation == "mean":
                 total = total / processes
             variable.assign(total.to(value.dtype))

@@ -94,12 +94,12 @@ class TorchBatchNormalization(keras.layers.BatchNormalization):
         inputs = ops.convert_to_tensor(inputs)
         dtype = keras.backend.result_type(inputs.dtype, "float32")
         inputs = ops.cast(inputs, dtype)
+        if training and self.synchronized_requested and distributed.process_count() > 1:
+            return ops.cast(self._synchronized_call(inputs, dtype), self.compute_dtype)
         running_mean = ops.cast(self.moving_mean, dtype).detach()
         running_variance = ops.cast(self.moving_variance, dtype).detach()
         if training:
             running_mean, running_variance = running_mean.clone(), running_variance.clone()
-        if training and self.synchronized_requested and distributed.process_count() > 1:
-            return ops.cast(self._synchronized_call(inputs, dtype), self.compute_dtype)
         rank = len(inputs.shape)
         # NHWC memory is PyTorch's channels-last: the channels-first view costs no copy.
         channels_first = (0, rank - 1, *range(1, rank - 1))

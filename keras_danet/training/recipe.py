@@ -327,7 +327,7 @@ class TrainingRecipe:
             if not distributed.is_main_process():
                 verbose = 0
             distributed.broadcast_variables(self.variables)
-            if keras.backend.backend() == "torch":
+            if keras.backend.backend() == "torch" and not self._batch_norm_synchronized():
                 callbacks = [*(callbacks or []), distributed.EqualBatchNormStatistics()]
         checked = []
         if not kw.get("validation_split"):  # Keras splits arrays only, checked whole
@@ -390,18 +390,8 @@ class TrainingRecipe:
         shard of a keras_danet dataset or of arrays, each with as many batches; the
         callbacks that write files stay with rank 0 (keras_danet's BackupAndRestore restores
         in every process, writes in one)."""
-        if isinstance(x, SegmentationDataset):
-            x = x.sharded(distributed.process_index(), distributed.process_count())
-        elif isinstance(x, np.ndarray):
-            indices = distributed.shard_indices(len(x))
-            x = x[indices]
-            y = y[indices] if isinstance(y, np.ndarray) else y
-            options = {
-                key: value[indices] if isinstance(value, np.ndarray) else value
-                for key, value in options.items()
-            }
-        # Anything else (a tf.data pipeline, a generator, a PyDataset of your own) is taken
-        # as this process's own part, as DistributedDataParallel takes a DataLoader's.
+        x, (y, *values) = _process_part(x, [y, *options.values()], even=True)
+        options = dict(zip(options, values, strict=True))
         for callback in callbacks or []:
             if type(callback) is keras.callbacks.BackupAndRestore:
                 raise ValueError(
@@ -416,6 +406,15 @@ class TrainingRecipe:
             )
             callbacks = [c for c in callbacks or [] if not isinstance(c, writers)]
         return x, y, options, callbacks
+
+    def _batch_norm_synchronized(self):
+        """Whether every BatchNorm computes its statistics over all processes (then each
+        process's running statistics are the same without a broadcast)."""
+        return all(
+            getattr(layer, "synchronized_requested", False)
+            for layer in self._flatten_layers()
+            if isinstance(layer, keras.layers.BatchNormalization)
+        )
 
     def _optimizer_steps(self):
         optimizer = getattr(self, "optimizer", None)  # absent until compile()
@@ -466,16 +465,20 @@ def _evaluation_part(x, y=None, sample_weight=None):
                 f"{count} evaluation images for {distributed.process_count()} processes: "
                 "every process needs at least one (each reports its part to the others)."
             )
+    x, (y, sample_weight) = _process_part(x, [y, sample_weight], even=even)
+    return x, y, sample_weight
+
+
+def _process_part(x, beside, even):
+    """This process's part of `x` (a keras_danet dataset or arrays) and of the arrays
+    `beside` it (labels, weights), as PyTorch's DistributedSampler splits; with `even`, every
+    process gets as many images. Anything else (a tf.data pipeline, a generator, a PyDataset
+    of your own) is taken as this process's own part, as DistributedDataParallel takes a
+    DataLoader's."""
     if isinstance(x, SegmentationDataset):
-        return (
-            x.sharded(distributed.process_index(), distributed.process_count(), even=even),
-            y,
-            sample_weight,
-        )
+        rank, processes = distributed.process_index(), distributed.process_count()
+        return x.sharded(rank, processes, even=even), beside
     if isinstance(x, np.ndarray):
         indices = distributed.shard_indices(len(x), even=even)
-        return tuple(
-            part[indices] if isinstance(part, np.ndarray) else part
-            for part in (x, y, sample_weight)
-        )
-    return x, y, sample_weight
+        return x[indices], [v[indices] if isinstance(v, np.ndarray) else v for v in beside]
+    return x, beside
