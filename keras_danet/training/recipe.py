@@ -30,6 +30,9 @@ from keras_danet.training.schedule import (
 
 # compile() arguments that describe a machine, not a training recipe.
 EXECUTION_SETTINGS = ("jit_compile", "run_eagerly", "steps_per_execution")
+# What fit and evaluate split between several processes themselves (other inputs are each
+# process's own part).
+_SHARDED = SegmentationDataset | np.ndarray
 
 
 class TrainingRecipe:
@@ -312,15 +315,15 @@ class TrainingRecipe:
         sharded_here = False
         if distributed.process_count() > 1:
             validation = kw.get("validation_data")
-            validation = validation[0] if isinstance(validation, tuple) else validation
-            sharded_here = isinstance(x, SegmentationDataset | np.ndarray) or isinstance(
-                validation, SegmentationDataset | np.ndarray
+            if validation is not None:
+                validation = keras.utils.unpack_x_y_sample_weight(validation)
+            sharded_here = isinstance(x, _SHARDED) or (
+                validation is not None and isinstance(validation[0], _SHARDED)
             )
             x, y, options, callbacks = self._one_process_part(x, y, options, callbacks)
             shard = x if dataset is not None else None
-            if kw.get("validation_data") is not None:
-                parts = keras.utils.unpack_x_y_sample_weight(kw["validation_data"])
-                parts = _evaluation_part(*parts)
+            if validation is not None:
+                parts = _evaluation_part(*validation)
                 kw["validation_data"] = (
                     parts[0] if parts[1] is None else parts[: 2 + (parts[2] is not None)]
                 )
@@ -426,9 +429,7 @@ class TrainingRecipe:
         With several processes, each evaluates its part and the results count them all."""
         options = {key: kw.pop(key) for key in ("sample_weight",) if key in kw}
         # With several processes, this process's part (fit's validation comes sharded already).
-        sharded_here = distributed.process_count() > 1 and isinstance(
-            x, SegmentationDataset | np.ndarray
-        )
+        sharded_here = distributed.process_count() > 1 and isinstance(x, _SHARDED)
         if sharded_here and not kw.get("_use_cached_eval_dataset"):
             x, y, weight = _evaluation_part(x, y, options.get("sample_weight"))
             options = {"sample_weight": weight} if weight is not None else {}
@@ -458,7 +459,7 @@ def _evaluation_part(x, y=None, sample_weight=None):
     JAX each step is one global batch, so the parts are made even, as for training (the
     first images are counted twice where the count is not a multiple of the processes)."""
     even = keras.backend.backend() == "jax"
-    if isinstance(x, SegmentationDataset | np.ndarray):
+    if isinstance(x, _SHARDED):
         count = len(x.files) if isinstance(x, SegmentationDataset) else len(x)
         if count < distributed.process_count():
             raise ValueError(
