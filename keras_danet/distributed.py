@@ -119,6 +119,94 @@ def barrier():
     torch.distributed.barrier()
 
 
+def any_process(flag):
+    """Whether `flag` is true in any process. Every process must call it, at the same point."""
+    if process_count() == 1:
+        return bool(flag)
+    if keras.backend.backend() == "jax":
+        from jax.experimental import multihost_utils
+
+        flags = multihost_utils.process_allgather(np.array([int(bool(flag))], np.int32))
+        return bool(np.max(flags))
+    import torch
+    import torch.distributed
+
+    value = torch.tensor([int(bool(flag))], device=_collective_device())
+    torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MAX)
+    return bool(value.item())
+
+
+def run_on_main_process(function, *args, **kwargs):
+    """Runs `function` in rank 0 alone (it writes for all processes), and returns what it
+    returns there (None elsewhere). Every process waits until it has ended; if it raised,
+    rank 0 raises its error and every other process a `RuntimeError` quoting it, so that no
+    process goes on alone to a collective the others never reach. Every process must call
+    it, at the same point. In a single process, `function(*args, **kwargs)`."""
+    if process_count() == 1:
+        return function(*args, **kwargs)
+    result = failure = None
+    if is_main_process():
+        try:
+            result = function(*args, **kwargs)
+        except Exception as error:  # every process raises, below
+            failure = error
+    message = _text_of_main_process(
+        "" if failure is None else f"{type(failure).__name__}: {failure}"
+    )
+    if failure is not None:
+        raise failure
+    if message:
+        raise RuntimeError(f"Process 0, which writes for all processes, failed: {message}")
+    return result
+
+
+# The longest error text that rank 0 sends the others (a fixed size: one collective call).
+_MESSAGE_BYTES = 2048
+
+
+def _text_of_main_process(text):
+    """Rank 0's `text` in every process (a collective: every process must call it)."""
+    encoded = text.encode("utf-8")[:_MESSAGE_BYTES].ljust(_MESSAGE_BYTES, b"\0")
+    values = np.frombuffer(encoded, np.uint8).astype(np.int32)
+    if keras.backend.backend() == "jax":
+        from jax.experimental import multihost_utils
+
+        values = np.asarray(multihost_utils.broadcast_one_to_all(values))
+    else:
+        import torch
+        import torch.distributed
+
+        tensor = torch.tensor(values, device=_collective_device())
+        torch.distributed.broadcast(tensor, src=0)
+        values = tensor.cpu().numpy()
+    return bytes(values.astype(np.uint8)).rstrip(b"\0").decode("utf-8", errors="replace")
+
+
+def _collective_device():
+    """Where PyTorch's process group takes tensors: the process's GPU with NCCL, else CPU."""
+    import torch
+    import torch.distributed
+
+    if torch.distributed.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+class AgreedStop(keras.callbacks.Callback):
+    """After each training step and each epoch, training stops in every process as soon as
+    it stops in one: a callback that sets `model.stop_training` in one process only (a
+    `TerminateOnNaN` without `raise_error` on its own batch's loss, a time limit) would
+    otherwise leave the others waiting for it in their next step's gradient all-reduce.
+    `fit` adds it last, after every other callback has decided; one all-reduce of one
+    number per step."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.model.stop_training = any_process(self.model.stop_training)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.model.stop_training = any_process(self.model.stop_training)
+
+
 @contextlib.contextmanager
 def data_sharded_here(sharded=True):
     """While open (with `sharded`), Keras' multi-process JAX distribution takes each

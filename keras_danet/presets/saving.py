@@ -49,18 +49,16 @@ def save_to_preset(model, directory, metadata=None, overwrite=False):
     loads as a good preset.
 
     Under `torchrun`, rank 0 writes the folder and every process returns once it is
-    complete (the processes hold the same weights).
+    complete (the processes hold the same weights), or raises if rank 0 failed.
 
     Example:
     >>> model.save_to_preset("my_danet")
     >>> keras_danet.DANet.from_preset("my_danet")
     """
-    if distributed.is_main_process():
-        directory = _save(model, directory, metadata, overwrite)
-    else:
-        directory = output_path(directory, "save_to_preset")
-    distributed.barrier()  # a process that loads the folder next finds it whole
-    return directory
+    # Every process returns once the folder is whole (a process that loads it next finds it
+    # complete), or raises if rank 0 could not write it.
+    saved = distributed.run_on_main_process(_save, model, directory, metadata, overwrite)
+    return saved if distributed.is_main_process() else output_path(directory, "save_to_preset")
 
 
 def _save(model, directory, metadata, overwrite):

@@ -34,8 +34,10 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         super().on_train_begin(logs)
 
     def _save_model(self):
-        if not distributed.is_main_process():  # under torchrun, rank 0 writes for all
-            return
+        # Under torchrun, rank 0 writes for all; if it fails, every process stops with it.
+        distributed.run_on_main_process(self._write_backup)
+
+    def _write_backup(self):
         # Weights first: metadata.json only ever names an epoch whose weights are on disk.
         with atomic_write_path(self._weights_path, suffix=".weights.h5") as partial:
             self.model.save_weights(partial, overwrite=True)

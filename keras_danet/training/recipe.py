@@ -373,6 +373,8 @@ class TrainingRecipe:
             callbacks.append(keras.callbacks.TerminateOnNaN(raise_error=True))
         if not any(isinstance(c, LossGrowthWarning) for c in callbacks):
             callbacks.append(LossGrowthWarning())
+        if distributed.process_count() > 1:  # last: it sees what every other one decided
+            callbacks.append(distributed.AgreedStop())
         self._build_optimizer_before_tracing()
         before = self._optimizer_steps()
         try:

@@ -93,10 +93,44 @@ def test_jax_data_parallel_equals_one_device_on_the_global_batch():
     assert got["fit_loss"] == got["fit_loss"]  # fit() ran and gave a number
 
 
+# In every process of both scripts, with a model that has trained (`agreeing`): a callback
+# stops the last process alone after its first step, and rank 0 cannot save a preset (a
+# config.json that keras_danet did not write is in the folder). Both times every process
+# must do the same (stop, raise), or its next collective call would pair with another and
+# hang.
+AGREEMENT = """
+class StopTheLastProcess(keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+        if keras_danet.distributed.process_index() == processes - 1:
+            self.model.stop_training = True
+
+before = agreeing.training_run()["steps"]
+agreeing.fit(images, labels, epochs=1, batch_size=2 // processes, shuffle=False, verbose=0,
+             callbacks=[StopTheLastProcess()])
+stopped_steps = agreeing.training_run()["steps"] - before
+os.makedirs(f"{folder}/foreign", exist_ok=True)
+with open(f"{folder}/foreign/config.json", "w") as file:
+    file.write("{}")
+try:
+    agreeing.save_to_preset(f"{folder}/foreign")
+    refused = None
+except Exception as error:
+    refused = f"{type(error).__name__}: {error}"
+"""
+
+
+def _assert_every_process_agreed(logs):
+    """The checks of AGREEMENT: one step in every process, and the save refused in each."""
+    assert [entry["stopped_steps"] for entry in logs] == [1, 1, 1]
+    alone, first, other = (entry["refused"] for entry in logs)
+    assert "config.json" in alone and first == alone.replace("/one/", "/two/")
+    assert other == f"RuntimeError: Process 0, which writes for all processes, failed: {first}"
+
+
 # Run in each of 2 processes (as on 2 hosts: JAX's coordinator on localhost, Gloo for the
 # CPU collectives), and alone as the reference with rank -1.
 JAX_PROCESSES_SCRIPT = """
-import json, sys
+import json, os, sys
 folder, rank, port = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 import jax, keras, numpy as np
 if rank >= 0:
@@ -121,8 +155,12 @@ history = model.fit(
 index = keras_danet.distributed.process_index()
 np.savez(f"{folder}/weights{index}.npz", *model.get_weights())
 logs = {name: values[-1] for name, values in history.history.items()}
+steps = model.training_run()["steps"]
+agreeing = model
+{AGREEMENT}
 with open(f"{folder}/logs{index}.json", "w") as file:
-    json.dump({"logs": logs, "processes": processes, "steps": model.training_run()["steps"]}, file)
+    json.dump({"logs": logs, "processes": processes, "steps": steps,
+               "stopped_steps": stopped_steps, "refused": refused}, file)
 """
 
 
@@ -135,7 +173,7 @@ def _free_port():
 @pytest.mark.skipif(keras.backend.backend() != "jax", reason="keras.distribution is JAX's")
 def test_jax_two_processes_equal_one_process_on_the_global_batch(tmp_path):
     script = tmp_path / "train.py"
-    script.write_text(JAX_PROCESSES_SCRIPT)
+    script.write_text(JAX_PROCESSES_SCRIPT.replace("{AGREEMENT}", AGREEMENT))
     environment = dict(os.environ, PYTHONPATH=REPOSITORY, KERAS_BACKEND="jax")
     for folder in ("one", "two"):
         os.makedirs(tmp_path / folder)
@@ -172,6 +210,7 @@ def test_jax_two_processes_equal_one_process_on_the_global_batch(tmp_path):
     ]
     assert [entry["processes"] for entry in logs] == [1, 2, 2]
     assert [entry["steps"] for entry in logs] == [2, 2, 2]
+    _assert_every_process_agreed(logs)
     for rank in (0, 1):
         got = np.load(tmp_path / "two" / f"weights{rank}.npz")
         assert len(got.files) == len(expected.files) > 100
@@ -243,6 +282,8 @@ plain = keras_danet.DANet(num_classes=4, dropout=0.0, **TINY)
 plain.compile(max_iterations=10)
 plain.fit(images, labels, epochs=1, **part)
 np.savez(f"{folder}/plain{rank}.npz", *[v.numpy() for v in plain.non_trainable_variables])
+agreeing = plain
+{AGREEMENT}
 # The layer alone on this process's part of a global batch, with a gradient.
 values = np.random.default_rng(1).normal(2.0, 3.0, size=(4, 6, 5, 3)).astype("float32")
 weights = np.random.default_rng(2).normal(size=values.shape).astype("float32")
@@ -260,7 +301,7 @@ with open(f"{folder}/logs{rank}.json", "w") as file:
     json.dump({
         "logs": logs, "evaluated": evaluated, "backed_up": backed_up, "processes": processes,
         "steps": model.training_run()["steps"], "left": os.path.exists(backup),
-        "preset_files": preset_files,
+        "preset_files": preset_files, "stopped_steps": stopped_steps, "refused": refused,
     }, file)
 """
 
@@ -292,7 +333,7 @@ def test_torchrun_two_processes_equal_one_process_on_the_global_batch(tmp_path):
     import torch
 
     script = tmp_path / "train.py"
-    script.write_text(TORCHRUN_SCRIPT)
+    script.write_text(TORCHRUN_SCRIPT.replace("{AGREEMENT}", AGREEMENT))
     _run_torch_script([sys.executable, str(script)], tmp_path / "one")
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
     _run_torch_script([*torchrun, "--nproc_per_node=2", str(script)], tmp_path / "two")
@@ -307,6 +348,7 @@ def test_torchrun_two_processes_equal_one_process_on_the_global_batch(tmp_path):
     # 2 steps, then 2 more in the resumed second epoch; the backup written once, by rank 0,
     # and deleted at the end.
     assert [entry["steps"] for entry in logs] == [4, 4, 4]
+    _assert_every_process_agreed(logs)
     assert [entry["backed_up"] for entry in logs] == [
         ["latest.weights.h5", "training_metadata.json"]
     ] * 3
