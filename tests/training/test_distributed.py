@@ -116,15 +116,25 @@ try:
     refused = None
 except Exception as error:
     refused = f"{type(error).__name__}: {error}"
+# One image for two processes: every process refuses it (none waits for the other's part).
+try:
+    agreeing.evaluate(images[:1], labels[:1], verbose=0)
+    too_few = None
+except ValueError as error:
+    too_few = str(error)
 """
 
 
 def _assert_every_process_agreed(logs):
-    """The checks of AGREEMENT: one step in every process, and the save refused in each."""
+    """The checks of AGREEMENT: one step in every process, the save refused in each, and one
+    evaluation image for two processes refused in each."""
     assert [entry["stopped_steps"] for entry in logs] == [1, 1, 1]
     alone, first, other = (entry["refused"] for entry in logs)
     assert "config.json" in alone and first == alone.replace("/one/", "/two/")
     assert other == f"RuntimeError: Process 0, which writes for all processes, failed: {first}"
+    refusal = "1 evaluation images for 2 processes: every process needs at least one"
+    assert logs[0]["too_few"] is None
+    assert all(entry["too_few"].startswith(refusal) for entry in logs[1:])
 
 
 # Run in each of 2 processes (as on 2 hosts: JAX's coordinator on localhost, Gloo for the
@@ -160,7 +170,7 @@ agreeing = model
 {AGREEMENT}
 with open(f"{folder}/logs{index}.json", "w") as file:
     json.dump({"logs": logs, "processes": processes, "steps": steps,
-               "stopped_steps": stopped_steps, "refused": refused}, file)
+               "stopped_steps": stopped_steps, "refused": refused, "too_few": too_few}, file)
 """
 
 
@@ -302,6 +312,7 @@ with open(f"{folder}/logs{rank}.json", "w") as file:
         "logs": logs, "evaluated": evaluated, "backed_up": backed_up, "processes": processes,
         "steps": model.training_run()["steps"], "left": os.path.exists(backup),
         "preset_files": preset_files, "stopped_steps": stopped_steps, "refused": refused,
+        "too_few": too_few,
     }, file)
 """
 
