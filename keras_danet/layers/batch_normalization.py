@@ -64,6 +64,8 @@ class TorchBatchNormalization(keras.layers.BatchNormalization):
         for axis in self._reduction_axes:
             count = count * shape[axis]
         count = ops.cast(count, inputs.dtype)
+        if self.synchronized:  # TensorFlow: the variance is the global batch's, so the count
+            count = _summed_over_replicas(count)
         unbiased = variance * count / ops.maximum(count - 1.0, 1.0)
         self.moving_mean.assign(
             ops.cast(self.moving_mean, inputs.dtype) * self.momentum + mean * (1.0 - self.momentum)
@@ -143,3 +145,13 @@ class TorchBatchNormalization(keras.layers.BatchNormalization):
                 ops.cast(self.moving_variance, dtype) * momentum + unbiased * (1.0 - momentum)
             )
         return outputs
+
+
+def _summed_over_replicas(value):
+    """`value` summed over the replicas of a `tf.distribute` strategy (as is outside one)."""
+    import tensorflow as tf
+
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return value
+    return context.all_reduce(tf.distribute.ReduceOp.SUM, value)

@@ -151,10 +151,11 @@ def _all_classes(labels, num_classes):
     return not ((labels >= num_classes) & (labels != IGNORE_INDEX)).any()
 
 
-def as_label_map(labels):
-    """(batch, H, W) class maps from (batch, H, W) or (batch, H, W, 1) labels."""
+def as_label_map(labels, check_type=True):
+    """(batch, H, W) class maps from (batch, H, W) or (batch, H, W, 1) labels; with
+    `check_type`, an error unless they are integers."""
     labels = ops.convert_to_tensor(labels)
-    if "float" in str(labels.dtype) or "complex" in str(labels.dtype):
+    if check_type and ("float" in str(labels.dtype) or "complex" in str(labels.dtype)):
         raise ValueError(
             f"Labels must be integer class indices, got {labels.dtype}: cast them (after a "
             "nearest-neighbour resize) to uint8 or int32; 255 marks ignored pixels."

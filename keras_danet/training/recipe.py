@@ -285,7 +285,10 @@ class TrainingRecipe:
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         training = isinstance(y_pred, dict)
         main = y_pred["main"] if training else y_pred
-        check_label_size(as_label_map(y), main)
+        # The sizes only: compute_loss has checked the labels' type in this step. (Under a
+        # tf.distribute strategy, Keras builds the metrics on the replicas' first batches
+        # averaged, labels included: float there.)
+        check_label_size(as_label_map(y, check_type=False), main)
         logs = super().compute_metrics(x, y, main, sample_weight)
         if not training:  # evaluation computes the main logits only
             for tracker in self._loss_terms.values():
