@@ -148,7 +148,7 @@ def run_on_main_process(function, *args, **kwargs):
     if is_main_process():
         try:
             result = function(*args, **kwargs)
-        except Exception as error:  # every process raises, below
+        except BaseException as error:  # every process raises, below (Ctrl-C included)
             failure = error
     message = _text_of_main_process(
         "" if failure is None else f"{type(failure).__name__}: {failure}"
@@ -197,14 +197,22 @@ class AgreedStop(keras.callbacks.Callback):
     it stops in one: a callback that sets `model.stop_training` in one process only (a
     `TerminateOnNaN` without `raise_error` on its own batch's loss, a time limit) would
     otherwise leave the others waiting for it in their next step's gradient all-reduce.
-    `fit` adds it last, after every other callback has decided; one all-reduce of one
-    number per step."""
+    `fit` adds it last, after every other callback has decided; one collective call on one
+    number per step (on JAX, a gather, which also waits for the step to end).
+
+    (A process that raises, as `fit`'s default `TerminateOnNaN` does on its own batch's
+    loss, ends; torchrun then stops the others.)"""
 
     def on_train_batch_end(self, batch, logs=None):
-        self.model.stop_training = any_process(self.model.stop_training)
+        self._agree()
 
     def on_epoch_end(self, epoch, logs=None):
-        self.model.stop_training = any_process(self.model.stop_training)
+        self._agree()
+
+    def _agree(self):
+        # `_model`, not `model`: on JAX, `model` copies the whole training state back into
+        # the variables first, which Keras' trainer avoids between steps.
+        self._model.stop_training = any_process(self._model.stop_training)
 
 
 @contextlib.contextmanager

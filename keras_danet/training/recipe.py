@@ -285,7 +285,7 @@ class TrainingRecipe:
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         training = isinstance(y_pred, dict)
         main = y_pred["main"] if training else y_pred
-        # The sizes only: compute_loss has checked the labels' type in this step. (Under a
+        # The sizes only: fit and evaluate check the labels' type before any step. (Under a
         # tf.distribute strategy, Keras builds the metrics on the replicas' first batches
         # averaged, labels included: float there.)
         check_label_size(as_label_map(y, check_type=False), main)
