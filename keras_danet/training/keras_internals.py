@@ -7,6 +7,7 @@ imports `keras.src` or reads a private attribute of `keras.Model` for training.
 to Keras' own loop when that moves.)
 """
 
+from keras.src.backend.common.symbolic_scope import in_symbolic_scope
 from keras.src.losses.loss import scale_loss_for_distribution
 from keras.src.trainers.data_adapters import get_data_adapter
 from keras.src.trainers.data_adapters.array_data_adapter import can_convert_arrays
@@ -25,6 +26,11 @@ from keras.src.trainers.data_adapters.data_adapter_utils import get_torch_datalo
 # - `Trainer._get_metrics_result_or_logs` (overridden in recipe.py, not imported) is where
 #   every backend's fit and evaluate read the metrics at the end of an epoch or evaluation:
 #   the one point at which processes under torchrun sum them, once each.
+# - `in_symbolic_scope` tells Keras' symbolic build (`compute_output_spec`, which builds the
+#   metrics before the first step) from a real step. Under a tf.distribute strategy, the
+#   TensorFlow trainer builds them on the replicas' first batches reduced with "MEAN",
+#   labels included, so integer labels arrive there as float: the label-type check of
+#   compute_metrics is skipped there and kept in every real step.
 
 __all__ = [
     "DataAdapter",
@@ -33,6 +39,7 @@ __all__ = [
     "get_data_adapter",
     "get_torch_dataloader",
     "has_distribution_strategy",
+    "in_symbolic_build",
     "learning_rate_of",
     "save_loss_in_compile_config",
     "scale_loss_for_distribution",
@@ -43,6 +50,11 @@ def additional_loss(model, loss):
     """A regularizer's or `add_loss()` term as Keras' `compute_loss` adds it (cast and, under
     a strategy, scaled): the overridden compute_loss keeps that behaviour."""
     return model._aggregate_additional_loss(loss)
+
+
+def in_symbolic_build():
+    """Whether Keras is building state on symbolic tensors, not running a step."""
+    return in_symbolic_scope()
 
 
 def learning_rate_of(optimizer):

@@ -285,10 +285,10 @@ class TrainingRecipe:
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         training = isinstance(y_pred, dict)
         main = y_pred["main"] if training else y_pred
-        # The sizes only: fit and evaluate check the labels' type before any step. (Under a
-        # tf.distribute strategy, Keras builds the metrics on the replicas' first batches
-        # averaged, labels included: float there.)
-        check_label_size(as_label_map(y, check_type=False), main)
+        # Keras' symbolic build under a tf.distribute strategy averages the labels into
+        # floats (keras_internals.in_symbolic_build): their type is checked in real steps.
+        labels = as_label_map(y, check_type=not keras_internals.in_symbolic_build())
+        check_label_size(labels, main)
         logs = super().compute_metrics(x, y, main, sample_weight)
         if not training:  # evaluation computes the main logits only
             for tracker in self._loss_terms.values():

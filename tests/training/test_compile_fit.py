@@ -267,6 +267,10 @@ def test_a_custom_loss_trains_the_main_output_only():
     assert not np.array_equal(statistics, to_numpy(model.get_layer("stem_bn1").moving_mean))
     for path, value in heads.items():
         np.testing.assert_array_equal(value, to_numpy(_weight(model, path)))
+    # Keras' loss would take float labels; the recipe's metrics refuse them in every step.
+    for step in (model.train_on_batch, model.test_on_batch):
+        with pytest.raises(ValueError, match="Labels must be integer class indices"):
+            step(images, labels.astype("float32"))
     model.compile()  # the recipe again trains the heads too
     assert model.training_heads.trainable
 
