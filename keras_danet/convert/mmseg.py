@@ -8,7 +8,7 @@ import keras
 import numpy as np
 
 from keras_danet.models.danet import DANet
-from keras_danet.models.resnet_v1c import STAGE_BLOCKS, ResNetV1c
+from keras_danet.models.resnet_v1c import MMSEG_DEPTHS, STAGE_BLOCKS, ResNetV1c
 from keras_danet.presets.files import PresetError
 from keras_danet.presets.registry import register_converter
 
@@ -151,7 +151,7 @@ def _depth(state_dict, path):
         len({key.split(".")[2] for key in state_dict if key.startswith(f"backbone.layer{s}.")})
         for s in range(1, 5)
     )
-    depths = {stage_blocks: depth for depth, stage_blocks in STAGE_BLOCKS.items()}
+    depths = {STAGE_BLOCKS[depth]: depth for depth in MMSEG_DEPTHS}
     if blocks not in depths:
         raise CheckpointError(
             f"{path}: backbone stages have {blocks} blocks; ResNet-V1c 50 and 101 have "

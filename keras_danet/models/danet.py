@@ -83,7 +83,8 @@ class DANet(TrainingRecipe, InferenceMethods, PresetMetadata, FreeingFunctional,
 
     Args:
         num_classes: classes of the four classifiers (Cityscapes 19, ADE20K 150, VOC 21).
-        depth: ResNet-V1c depth, 50 or 101 (default 50, or the `backbone`'s).
+        depth: ResNet-V1c depth, 50 or 101 (default 50, or the `backbone`'s); 14 for light
+            experiments (`ResNetV1c`).
         output_stride: 8 (all mmseg DANet checkpoints) or 16.
         stem_channels, base_channels: backbone widths (mmseg's names; default 64, or the
             `backbone`'s).

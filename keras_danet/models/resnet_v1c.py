@@ -10,8 +10,11 @@ from keras_danet.models.preset_metadata import PresetMetadata
 from keras_danet.presets import PRESETS, PresetError, loading, registry, saving
 from keras_danet.presets.preset import record_to_save
 
-# Bottleneck blocks per stage.
-STAGE_BLOCKS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
+# Bottleneck blocks per stage: mmseg's 50 and 101, and timm's 14 (its resnet14t's layout),
+# one block per stage for light experiments; no pretrained weights exist for it.
+STAGE_BLOCKS = {14: (1, 1, 1, 1), 50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
+# The depths mmseg's ResNet-V1c checkpoints can have, of those above.
+MMSEG_DEPTHS = (50, 101)
 # Stride and dilation of each stage for an output stride (mmseg's -D8 and -D16 variants).
 _STRIDES_AND_DILATIONS = {
     8: ((1, 2, 1, 1), (1, 1, 2, 4)),
@@ -91,7 +94,8 @@ class ResNetV1c(PresetMetadata, FreeingFunctional, keras.Model):
     (strides 4, 8, 8, 8 for output stride 8).
 
     Args:
-        depth: 50 or 101.
+        depth: 50 or 101 (mmseg's); 14, one bottleneck per stage, trains and compiles about
+            twice as fast for experiments, without pretrained weights.
         output_stride: 8 (mmseg's "D8", all DANet checkpoints) or 16.
         stem_channels: width of the deep stem (mmseg's `stem_channels`).
         base_channels: bottleneck width of the first stage (mmseg's `base_channels`).

@@ -126,3 +126,15 @@ def _has(module):
     import importlib.util
 
     return importlib.util.find_spec(module) is not None
+
+
+def test_a_backbone_of_a_depth_mmseg_does_not_have_is_refused(tmp_path):
+    def one_block_per_stage(state_dict):  # the layout of depth 14, which mmseg cannot build
+        for key in [key for key in state_dict if key.startswith("backbone.layer")]:
+            if key.split(".")[2] != "0":
+                del state_dict[key]
+
+    path = _tampered(tmp_path, one_block_per_stage)
+    with pytest.raises(CheckpointError, match=r"stages have \(1, 1, 1, 1\) blocks") as error:
+        convert_mmseg_checkpoint(path)
+    assert path in str(error.value)

@@ -155,7 +155,8 @@ def test_layers_of_the_same_shape_start_from_different_weights():
     # A shared, unseeded Keras initializer would give them all the same values.
     model = DANet(num_classes=5, **TINY)
     kernels = [to_numpy(w) for w in model.weights if w.path.endswith("kernel")]
-    assert len(kernels) > 60
+    shapes = [kernel.shape for kernel in kernels]
+    assert len(set(shapes)) < len(shapes)  # some share a shape
     for i, first in enumerate(kernels):
         for second in kernels[i + 1 :]:
             assert first.shape != second.shape or not np.array_equal(first, second)

@@ -59,3 +59,14 @@ def test_config_round_trip():
 def test_bad_depth():
     with pytest.raises(ValueError, match="depth must be one of"):
         ResNetV1c(depth=18)
+
+
+def test_depth_14_is_one_bottleneck_per_stage_with_depth_50s_outputs():
+    light = ResNetV1c(depth=14, stem_channels=8, base_channels=4)
+    blocks = {
+        "_".join(layer.name.split("_")[:2]) for layer in light.layers if "_block" in layer.name
+    }
+    assert sorted(blocks) == [f"layer{stage}_block0" for stage in range(1, 5)]
+    full = ResNetV1c(depth=50, stem_channels=8, base_channels=4)
+    assert _stage_shapes(light, 64) == _stage_shapes(full, 64)
+    assert light.count_params() < full.count_params() / 2

@@ -252,7 +252,7 @@ def test_jax_two_processes_equal_one_process_on_the_global_batch(tmp_path):
     _assert_every_process_agreed(logs)
     for rank in (0, 1):
         got = np.load(tmp_path / "two" / f"weights{rank}.npz")
-        assert len(got.files) == len(expected.files) > 100
+        assert len(got.files) == len(expected.files) > 40
         for name in expected.files:
             scale = np.abs(expected[name]).max() + 1e-12
             assert np.abs(got[name] - expected[name]).max() / scale < 1e-4, name
@@ -273,7 +273,7 @@ def test_synchronized_batch_norm_option_reaches_every_batch_norm():
         for layer in part.layers
         if isinstance(layer, TorchBatchNormalization)
     ]
-    assert len(layers) == 60
+    assert len(layers) == 24  # the stem's 3, 3 and a shortcut's in each of 4 blocks, 5 in heads
     for layer in layers:
         # Keras' own flag on TensorFlow (tf.distribute); JAX's DataParallel needs none.
         assert layer.synchronized == (keras.backend.backend() == "tensorflow")
@@ -397,9 +397,9 @@ def test_torchrun_two_processes_equal_one_process_on_the_global_batch(tmp_path):
         ["config.json", "metadata.json", "model.weights.h5"]
     ] * 3
     weights = [name for name in single.files if name.startswith("arr_")]
-    assert len(weights) > 100  # every weight, BatchNorm's moving statistics included
+    assert len(weights) > 40  # every weight, BatchNorm's moving statistics included
     plain = [np.load(tmp_path / "two" / f"plain{rank}.npz") for rank in (0, 1)]
-    assert len(plain[0].files) > 100
+    assert len(plain[0].files) > 40
     for name in plain[0].files:
         np.testing.assert_array_equal(plain[0][name], plain[1][name])
     # Every process holds the same weights, bit for bit: the same averaged gradients.
