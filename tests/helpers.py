@@ -90,13 +90,14 @@ class StopAtTrainBegin(keras.callbacks.Callback):
         raise self.Stopped()
 
 
-def attentive_tiny_model(num_classes=4):
+def attentive_tiny_model(num_classes=4, **kwargs):
     """A tiny random DANet whose attention counts: mmseg starts both gammas at 0, which
-    would let a test pass with the attention wrong or skipped."""
+    would let a test pass with the attention wrong or skipped (at 0 the attention's own
+    weights get no gradient either)."""
     from keras_danet import DANet
     from tests.conftest import TINY
 
-    model = DANet(num_classes=num_classes, **TINY)
+    model = DANet(num_classes=num_classes, **TINY, **kwargs)
     model.get_layer("pam").gamma.assign(0.5)
     model.get_layer("cam").gamma.assign(0.5)
     return model
